@@ -1,0 +1,122 @@
+"""Configuration of the pouring world: one dataclass, validated by OmegaConf.
+
+Every field has a default that gives the packaged task; YAML files and ``key=value`` overrides
+(see ``tcn_robot.config``) change them, and an unknown key is an error that names it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import OmegaConf
+
+
+@dataclass
+class CameraRange:
+    """Ranges from which one camera of the rig is drawn at every reset (degrees and metres).
+
+    ``target`` is the point looked at; ``target_noise`` the half-width of a uniform offset on it.
+    """
+
+    yaw: tuple[float, float] = (165.0, 195.0)
+    pitch: tuple[float, float] = (-35.0, -20.0)
+    distance: tuple[float, float] = (0.5, 0.62)
+    fov: tuple[float, float] = (45.0, 55.0)
+    target: tuple[float, float, float] = (0.12, -0.02, 0.1)
+    target_noise: float = 0.02
+
+
+def _default_cameras() -> list[CameraRange]:
+    # Three views from the side of the table facing the robot (it stands at -y; yaw 180 looks along -y).
+    return [
+        CameraRange(yaw=(165.0, 195.0)),
+        CameraRange(yaw=(115.0, 145.0), pitch=(-40.0, -25.0)),
+        CameraRange(yaw=(215.0, 245.0), pitch=(-30.0, -15.0)),
+    ]
+
+
+@dataclass
+class PourConfig:
+    """The pouring world: geometry, particles, control, cameras, randomization, reward."""
+
+    # Liquid: N small spheres.
+    num_particles: int = 40
+    particle_radius: float = 0.008
+    particle_mass: float = 0.004
+    particle_friction: float = 0.1
+    solver_iterations: int = 10
+    ccd: bool = True
+    # Cup (built from box primitives; inner radius, inner height, wall thickness in metres).
+    cup_radius: float = 0.03
+    cup_height: float = 0.09
+    cup_wall: float = 0.008
+    cup_mass: float = 0.15
+    cup_start: tuple[float, float] = (0.0, 0.0)
+    # Bowl: centre drawn uniformly in [x_range] x [y_range] at every reset.
+    bowl_radius: float = 0.09
+    bowl_height: float = 0.045
+    bowl_x_range: tuple[float, float] = (0.22, 0.28)
+    bowl_y_range: tuple[float, float] = (-0.02, 0.02)
+    # Control: 20 Hz task-space control over 240 Hz physics.
+    physics_hz: float = 240.0
+    substeps: int = 12
+    episode_steps: int = 100
+    action_axes: tuple[str, ...] = ("x", "z", "tilt")
+    max_delta_pos: float = 0.02
+    max_delta_tilt: float = 0.15
+    tilt_limits: tuple[float, float] = (-0.3, 2.4)
+    x_limits: tuple[float, float] = (-0.12, 0.36)
+    y_limits: tuple[float, float] = (-0.1, 0.1)
+    z_max: float = 0.35
+    settle_substeps: int = 60
+    # Cameras.
+    cameras: list[CameraRange] = field(default_factory=_default_cameras)
+    agent_view: int = 0
+    image_size: int = 64
+    jitter_deg: float = 0.0
+    jitter_m: float = 0.0
+    renderer: str = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (OpenGL through EGL)
+    near: float = 0.05
+    far: float = 5.0
+    # Seeded domain randomization of colours and light.
+    randomize: bool = True
+    # Task measurement and reward.
+    pour_distance: float = 0.15
+    has_liquid_fraction: float = 0.1
+    angle_bins_deg: tuple[float, float, float] = (30.0, 60.0, 90.0)
+    success_fraction: float = 0.8
+    spill_penalty: float = 1.0
+    shaping_weight: float = 0.3
+
+
+def make_pour_config(config: PourConfig | dict[str, Any] | None = None, **overrides: Any) -> PourConfig:
+    """Return a validated ``PourConfig`` from a config object or dict plus keyword overrides.
+
+    Raises ``omegaconf.errors.ConfigKeyError`` naming the key when a key is unknown, and
+    ``omegaconf.errors.ValidationError`` when a value has the wrong type.
+    """
+    base = OmegaConf.structured(PourConfig)
+    parts = [base]
+    if config is not None:
+        parts.append(OmegaConf.structured(config) if isinstance(config, PourConfig) else OmegaConf.create(config))
+    if overrides:
+        parts.append(OmegaConf.create(overrides))
+    cfg = OmegaConf.to_object(OmegaConf.merge(*parts))
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: PourConfig) -> None:
+    if cfg.num_particles < 1:
+        raise ValueError(f"num_particles must be >= 1, got {cfg.num_particles}")
+    if cfg.substeps < 1 or cfg.episode_steps < 1:
+        raise ValueError("substeps and episode_steps must be >= 1")
+    if not cfg.cameras:
+        raise ValueError("cameras: the rig needs at least one camera")
+    if not 0 <= cfg.agent_view < len(cfg.cameras):
+        raise ValueError(f"agent_view={cfg.agent_view} but the rig has {len(cfg.cameras)} cameras")
+    unknown = set(cfg.action_axes) - {"x", "y", "z", "tilt"}
+    if unknown or not cfg.action_axes or len(set(cfg.action_axes)) != len(cfg.action_axes):
+        raise ValueError(f"action_axes must be distinct names from x, y, z, tilt; got {list(cfg.action_axes)}")
+    if cfg.renderer not in ("tiny", "egl"):
+        raise ValueError(f"renderer must be 'tiny' or 'egl', got {cfg.renderer!r}")

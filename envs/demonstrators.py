@@ -1,0 +1,134 @@
+"""Scripted demonstrators: the human-proxy pour, the robot pour, and random exploration.
+
+TCN training videos mix task demonstrations with undirected interaction. Each demonstrator plays
+one episode of a ``PourEnv`` and yields one ``Step`` per control step; the recorder renders the
+camera rig after each. Poses follow minimum-jerk segments between keyframes with seeded
+variation in timing, pour angle and path, and occasional partial pours.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pour_env import PourEnv
+
+DEMONSTRATORS = ("human", "robot", "random")
+
+
+@dataclass
+class Step:
+    """One control step of a demonstration: the action in the robot's action space that moves
+    the commanded pose as the demonstrator did, and what ``step`` returned."""
+
+    action: np.ndarray
+    obs: object
+    reward: float
+    info: dict
+
+
+def min_jerk(s: np.ndarray | float) -> np.ndarray | float:
+    """Minimum-jerk profile on [0, 1] (Flash & Hogan 1985): zero velocity and acceleration at both ends."""
+    s = np.clip(s, 0.0, 1.0)
+    return s**3 * (10 - 15 * s + 6 * s**2)
+
+
+def _segment(a: np.ndarray, b: np.ndarray, steps: int) -> list[np.ndarray]:
+    """Poses (center xyz, tilt) for ``steps`` control steps from ``a`` to ``b`` (excluding ``a``)."""
+    return [a + (b - a) * min_jerk(k / steps) for k in range(1, steps + 1)]
+
+
+def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial: bool) -> list[np.ndarray]:
+    """Cup poses [x, y, z, tilt] per control step: lift, carry to the bowl, pour, return, put down.
+
+    ``start`` is the cup's grasp centre standing on the table.
+    """
+    world = env.world
+    u = rng.uniform
+    pour = world.pour_point() + np.array([u(-0.012, 0.012), u(-0.01, 0.01), u(-0.02, 0.02)])
+    angle = u(0.9, 1.3) if partial else u(1.95, 2.25)
+    hold = int(rng.integers(3, 7)) if partial else int(rng.integers(12, 19))
+    p0 = np.array([*start, 0.0])
+    lifted = np.array([start[0] + u(-0.01, 0.03), start[1], start[2] + u(0.06, 0.1), 0.0])
+    above = np.array([*pour, 0.0])
+    tilted = np.array([*pour, angle])
+    back = np.array([start[0], start[1], start[2] + u(0.04, 0.08), 0.0])
+    plan = _segment(p0, lifted, int(rng.integers(6, 10)))
+    plan += _segment(lifted, above, int(rng.integers(10, 15)))
+    plan += _segment(above, tilted, int(rng.integers(6, 11)))
+    plan += [tilted] * hold
+    plan += _segment(tilted, above, int(rng.integers(6, 9)))
+    plan += _segment(above, back, int(rng.integers(10, 15)))
+    plan += _segment(back, p0, int(rng.integers(5, 8)))
+    return plan
+
+
+def _human_pour(env: PourEnv, seed: int, partial_prob: float = 0.1) -> Iterator[Step]:
+    """The floating hand reaches for the cup, grasps it, pours, puts it down and withdraws."""
+    rng = np.random.default_rng([seed, 1])
+    world = env.world
+    start = env.target_center.copy()  # the hand's grasp centre, away from the cup
+    cup = world.measure().cup_center
+    pregrasp = cup + np.array([0.0, -rng.uniform(0.05, 0.08), rng.uniform(0.0, 0.02)])
+    reach = _segment(np.array([*start, 0.0]), np.array([*pregrasp, 0.0]), int(rng.integers(7, 12)))
+    reach += _segment(np.array([*pregrasp, 0.0]), np.array([*cup, 0.0]), int(rng.integers(3, 5)))
+    plan = pour_plan(env, rng, cup, partial=rng.uniform() < partial_prob)
+    retreat = _segment(np.array([*cup, 0.0]), np.array([*pregrasp, 0.0]) + [0, -0.05, 0.06, 0], int(rng.integers(6, 10)))
+    script = [(pose, None) for pose in reach] + [(reach[-1], "grasp")] + [(pose, None) for pose in plan]
+    script += [(plan[-1], "release")] + [(pose, None) for pose in retreat]
+    while len(script) < env.cfg.episode_steps:
+        script.append((script[-1][0], None))
+    for pose, event in script[: env.cfg.episode_steps]:
+        if event == "grasp":
+            world.holder.grasp(world.cup, env.cfg.cup_height)
+        elif event == "release":
+            world.holder.release()
+        action = env.action_for(pose[:3], pose[3])
+        obs, reward, _, _, info = env.drive(pose[:3], pose[3])
+        yield Step(action, obs, reward, info)
+
+
+def _robot_pour(env: PourEnv, seed: int, noise: float = 0.15, partial_prob: float = 0.1) -> Iterator[Step]:
+    """The robot follows a pour plan through its own action space, with Gaussian action noise
+    and a seeded pause before it starts."""
+    rng = np.random.default_rng([seed, 2])
+    start = env.target_center.copy()
+    plan = pour_plan(env, rng, start, partial=rng.uniform() < partial_prob)
+    plan = [np.array([*start, 0.0])] * int(rng.integers(0, 8)) + plan
+    for k in range(env.cfg.episode_steps):
+        goal = plan[min(k, len(plan) - 1)]
+        action = np.clip(env.action_for(goal[:3], goal[3]) + noise * rng.standard_normal(env.action_space.shape), -1, 1)
+        action = action.astype(np.float32)
+        obs, reward, _, _, info = env.step(action)
+        yield Step(action, obs, reward, info)
+
+
+def _random_exploration(env: PourEnv, seed: int, smoothing: float = 0.85) -> Iterator[Step]:
+    """Smooth random actions (a first-order low-pass filter of Gaussian noise)."""
+    rng = np.random.default_rng([seed, 3])
+    a = np.zeros(env.action_space.shape)
+    for _ in range(env.cfg.episode_steps):
+        a = smoothing * a + np.sqrt(1 - smoothing**2) * rng.standard_normal(a.shape)
+        action = np.clip(a, -1, 1).astype(np.float32)
+        obs, reward, _, _, info = env.step(action)
+        yield Step(action, obs, reward, info)
+
+
+_PLAYERS = {"human": _human_pour, "robot": _robot_pour, "random": _random_exploration}
+
+
+def run_demonstrator(name: str, env: PourEnv, seed: int, **kwargs) -> Iterator[Step]:
+    """Reset ``env`` with ``seed`` now and return the demonstrator's steps, one per control step.
+
+    ``name`` is ``human`` (``env`` built with ``embodiment="human"``), ``robot`` or ``random``
+    (robot embodiment). Keyword arguments go to the demonstrator (``partial_prob``, ``noise``,
+    ``smoothing``).
+    """
+    if name not in _PLAYERS:
+        raise ValueError(f"unknown demonstrator {name!r}; choose from {DEMONSTRATORS}")
+    wanted = "human" if name == "human" else "robot"
+    if env.embodiment != wanted:
+        raise ValueError(f"the {name} demonstrator needs PourEnv(embodiment={wanted!r}), got {env.embodiment!r}")
+    env.reset(seed=seed)
+    return _PLAYERS[name](env, seed, **kwargs)

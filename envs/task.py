@@ -1,0 +1,259 @@
+"""The pouring world: table, bowl, cup of particles, a holder (robot or hand), cameras, and the
+ground-truth measurements every later stage relies on (particle fractions, the TCN paper's five
+pouring attributes, the dense reward).
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cameras import Camera, projection_matrix, sample_camera
+from .config import PourConfig
+from .grasp import cup_angle_from_vertical, cup_tilt, quat_to_matrix
+from .hand import SKIN_TONES, Hand
+from .robot import PALM_THICKNESS, Robot
+from .sim import Simulator
+
+ROBOT_BASE = (0.05, -0.62, 0.0)
+TABLE_HALF = (0.6, 0.6, 0.02)
+TABLE_CENTER = (0.1, -0.2)
+EMBODIMENTS = ("robot", "human")
+ATTRIBUTES = ("contact", "distance", "liquid_flowing", "has_liquid", "container_angle")
+
+
+@dataclass
+class Measurement:
+    """Ground truth at one instant. Fractions are of all particles; attributes follow the TCN
+    paper's pouring labels (``container_angle`` is a bin index 0..3)."""
+
+    in_cup: float
+    in_bowl: float
+    spilled: float
+    in_air: float
+    contact: bool
+    distance: bool
+    liquid_flowing: bool
+    has_liquid: bool
+    container_angle: int
+    cup_center: np.ndarray  # (3,) grasp centre of the cup
+    cup_quat: np.ndarray  # (4,) xyzw
+    tilt: float  # signed, radians, positive toward the bowl
+
+    def info(self) -> dict:
+        """The ``info`` entries of this measurement (plain Python scalars)."""
+        return {
+            "fraction_in_bowl": self.in_bowl,
+            "fraction_in_cup": self.in_cup,
+            "fraction_spilled": self.spilled,
+            "fraction_in_air": self.in_air,
+            **{a: getattr(self, a) for a in ATTRIBUTES},
+        }
+
+
+def _hsv(h: float, s: float, v: float) -> tuple[float, float, float, float]:
+    return (*colorsys.hsv_to_rgb(h % 1.0, s, v), 1.0)
+
+
+class PouringWorld:
+    """Builds the scene for one episode and measures it.
+
+    Args:
+        cfg: the world configuration.
+        embodiment: ``"robot"`` (KUKA iiwa holding the cup from the start) or ``"human"``
+            (a floating hand that starts away from the cup resting on the table).
+    """
+
+    def __init__(self, cfg: PourConfig, embodiment: str = "robot") -> None:
+        if embodiment not in EMBODIMENTS:
+            raise ValueError(f"embodiment must be one of {EMBODIMENTS}, got {embodiment!r}")
+        self.cfg = cfg
+        self.embodiment = embodiment
+        self.sim = Simulator(1.0 / cfg.physics_hz, cfg.solver_iterations, cfg.renderer)
+        self.cup_outer = cfg.cup_radius + cfg.cup_wall
+        self.holder: Robot | Hand | None = None
+        self.cameras: list[Camera] = []
+        self.bowl_pos = np.zeros(3)
+        self.frame_index = 0
+
+    # ----------------------------------------------------------------- build
+    def build(self, rng: np.random.Generator) -> None:
+        """Rebuild the world from nothing with placements and colours drawn from ``rng``."""
+        cfg = self.cfg
+        if self.sim.client is None:  # closed: reopen, as gymnasium envs may be reset after close()
+            self.sim = Simulator(1.0 / cfg.physics_hz, cfg.solver_iterations, cfg.renderer)
+        sim = self.sim
+        sim.reset()
+        colors = self._draw_colors(rng)
+        self.light = colors.pop("light")
+        tx, ty = TABLE_CENTER
+        sim.add_boxes("table", [(TABLE_HALF, (0, 0, 0), (0, 0, 0, 1))], (tx, ty, -TABLE_HALF[2]), 0.0, colors["table"])
+        walls = [((4, 4, 0.02), (0, 0, -0.8), (0, 0, 0, 1))]
+        walls += [((0.02, 4, 2), (s * 3, 0, 0.8), (0, 0, 0, 1)) for s in (-1, 1)]
+        walls += [((4, 0.02, 2), (0, s * 3, 0.8), (0, 0, 0, 1)) for s in (-1, 1)]
+        sim.add_boxes("room", walls, (0, 0, 0), 0.0, colors["background"], collide=False)
+        self.bowl_pos = np.array([rng.uniform(*cfg.bowl_x_range), rng.uniform(*cfg.bowl_y_range), cfg.cup_wall])
+        self.bowl = sim.add_container("bowl", cfg.bowl_radius, cfg.bowl_height, 0.01, 16, self.bowl_pos, 0.0, colors["bowl"])
+        cup_origin = np.array([*cfg.cup_start, cfg.cup_wall])
+        self.cup = sim.add_container("cup", cfg.cup_radius, cfg.cup_height, cfg.cup_wall, 12, cup_origin, cfg.cup_mass, colors["cup"])
+        sim.client.changeDynamics(self.cup, -1, lateralFriction=0.8)
+        self.particles = sim.add_spheres(
+            "particle", cfg.particle_radius, cfg.particle_mass, cup_origin + self._particle_grid(), colors["particles"]
+        )
+        for b in self.particles:
+            sim.client.changeDynamics(
+                b, -1, lateralFriction=cfg.particle_friction, rollingFriction=0.0, restitution=0.1,
+                ccdSweptSphereRadius=0.9 * cfg.particle_radius if cfg.ccd else 0.0,
+            )
+        start_center = self.cup_center_from_origin(cup_origin, 0.0)
+        if self.embodiment == "robot":
+            standoff = PALM_THICKNESS + self.cup_outer + 0.002
+            self.holder = Robot(sim, ROBOT_BASE, standoff, self.cup_outer, cfg.substeps)
+            self.holder.place(start_center, 0.0)
+            self.holder.grasp(self.cup, cfg.cup_height)
+        else:
+            offset = np.array([rng.uniform(-0.15, 0.05), rng.uniform(-0.3, -0.2), rng.uniform(0.1, 0.2)])
+            self.hand_start = start_center + offset
+            self.holder = Hand(sim, self.hand_start, 0.0, self.cup_outer, colors["skin"][:3], cfg.substeps)
+        for _ in range(cfg.settle_substeps):
+            sim.step()
+        self.cameras = [sample_camera(rng, r) for r in cfg.cameras]
+        self.jitter_seed = int(rng.integers(2**31))
+        self.frame_index = 0
+
+    def _particle_grid(self) -> np.ndarray:
+        """Start positions (N, 3) in the cup frame: layers of a centre and a ring of 7, staggered."""
+        cfg = self.cfg
+        r = cfg.particle_radius
+        ring = min(cfg.cup_radius - r - 0.001, 2.4 * r)
+        pts, layer = [], 0
+        while len(pts) < cfg.num_particles:
+            z = r + 0.001 + layer * (2 * r + 0.0005)
+            pts.append((0.0, 0.0, z))
+            for k in range(7):
+                a = 2 * math.pi * k / 7 + layer * math.pi / 7
+                pts.append((ring * math.cos(a), ring * math.sin(a), z))
+            layer += 1
+        return np.array(pts[: cfg.num_particles])
+
+    def _draw_colors(self, rng: np.random.Generator) -> dict:
+        if not self.cfg.randomize:
+            return {
+                "table": (0.55, 0.4, 0.28, 1), "background": (0.82, 0.84, 0.88, 1), "bowl": (0.2, 0.4, 0.8, 1),
+                "cup": (0.92, 0.92, 0.92, 1), "particles": (0.9, 0.35, 0.1, 1), "skin": (*SKIN_TONES[0], 1),
+                "light": (0.4, -0.6, 1.0),
+            }
+        u = rng.uniform
+        light = np.array([u(-1, 1), u(-1, 1), u(0.6, 1.5)])
+        return {
+            "table": _hsv(u(0.0, 1.0), u(0.1, 0.5), u(0.35, 0.75)),
+            "background": _hsv(u(0.0, 1.0), u(0.0, 0.3), u(0.6, 0.95)),
+            "bowl": _hsv(u(0.0, 1.0), u(0.4, 0.9), u(0.4, 0.9)),
+            "cup": _hsv(u(0.0, 1.0), u(0.0, 0.25), u(0.8, 1.0)),
+            "particles": _hsv(u(0.0, 1.0), u(0.7, 1.0), u(0.6, 1.0)),
+            "skin": (*SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], 1),
+            "light": tuple(light / np.linalg.norm(light)),
+        }
+
+    # ----------------------------------------------------------------- geometry
+    def cup_center_from_origin(self, origin: np.ndarray, tilt: float) -> np.ndarray:
+        """Grasp centre of a cup whose floor centre is ``origin`` at ``tilt``."""
+        s, c = math.sin(tilt), math.cos(tilt)
+        h = self.cfg.cup_height / 2
+        return np.asarray(origin) + h * np.array([s, 0.0, c])
+
+    def cup_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Cup floor-centre position (3,) and quaternion (4,)."""
+        return self.sim.pose(self.cup)
+
+    @property
+    def rest_height(self) -> float:
+        """Height of the grasp centre when the cup stands on the table."""
+        return self.cfg.cup_wall + self.cfg.cup_height / 2
+
+    # ----------------------------------------------------------------- dynamics
+    def control_step(self) -> None:
+        """Advance one control period: the holder's substep targets, then one physics step each."""
+        for k in range(1, self.cfg.substeps + 1):
+            self.holder.substep(k)
+            self.sim.step()
+        self.frame_index += 1
+
+    # ----------------------------------------------------------------- measuring
+    def particle_positions(self) -> np.ndarray:
+        return self.sim.positions(self.particles)
+
+    def cup_local(self, points: np.ndarray) -> np.ndarray:
+        """``points`` (N, 3) in the cup frame (origin at the inner floor centre, z up the cup)."""
+        pos, quat = self.cup_pose()
+        return (points - pos) @ quat_to_matrix(quat)
+
+    def measure(self) -> Measurement:
+        cfg, sim = self.cfg, self.sim
+        pts = self.particle_positions()
+        n = len(pts)
+        local = self.cup_local(pts)
+        r_local = np.hypot(local[:, 0], local[:, 1])
+        in_cup = (r_local <= cfg.cup_radius) & (local[:, 2] >= -cfg.particle_radius) & (local[:, 2] <= cfg.cup_height)
+        rel = pts - self.bowl_pos
+        in_bowl = ~in_cup & (np.hypot(rel[:, 0], rel[:, 1]) <= cfg.bowl_radius) & (rel[:, 2] <= cfg.bowl_height) & (rel[:, 2] >= -0.02)
+        spilled = ~in_cup & ~in_bowl & (pts[:, 2] < cfg.bowl_height)
+        in_air = ~in_cup & ~in_bowl & ~spilled
+        speed = np.array([np.linalg.norm(sim.client.getBaseVelocity(b)[0]) for b in self.particles])
+        pos, quat = self.cup_pose()
+        tilt = cup_tilt(quat)
+        center = pos + quat_to_matrix(quat) @ np.array([0.0, 0.0, cfg.cup_height / 2])
+        angle = math.degrees(cup_angle_from_vertical(quat))
+        frac_cup = float(in_cup.sum()) / n
+        return Measurement(
+            in_cup=frac_cup,
+            in_bowl=float(in_bowl.sum()) / n,
+            spilled=float(spilled.sum()) / n,
+            in_air=float(in_air.sum()) / n,
+            contact=bool(self.holder.holding),
+            distance=bool(np.hypot(*(center[:2] - self.bowl_pos[:2])) <= cfg.pour_distance),
+            liquid_flowing=bool(np.any(in_air & (speed > 0.05))),
+            has_liquid=frac_cup > cfg.has_liquid_fraction,
+            container_angle=int(np.searchsorted(np.asarray(cfg.angle_bins_deg), angle, side="right")),
+            cup_center=center,
+            cup_quat=np.asarray(quat),
+            tilt=tilt,
+        )
+
+    def pour_point(self) -> np.ndarray:
+        """Where the grasp centre sits for a pour: lip over the bowl, above its rim."""
+        cfg = self.cfg
+        return self.bowl_pos + np.array([-0.05, 0.0, cfg.bowl_height + 0.1])
+
+    def reward(self, m: Measurement) -> float:
+        """Dense ground-truth reward: particles in the bowl, minus spills, plus a small pull of a
+        full cup toward the pour point."""
+        cfg = self.cfg
+        d = float(np.linalg.norm(m.cup_center - self.pour_point()))
+        reach = math.exp(-((d / 0.1) ** 2))
+        return m.in_bowl - cfg.spill_penalty * m.spilled + cfg.shaping_weight * m.in_cup * reach
+
+    # ----------------------------------------------------------------- rendering
+    def render(self, views: list[int] | None = None) -> list[np.ndarray]:
+        """RGB frames (S, S, 3) uint8 of ``views`` (default all) at the current instant.
+
+        Jitter, when configured, is a function of (episode, frame, view) only, so rendering a view
+        twice at the same instant gives the same image.
+        """
+        cfg = self.cfg
+        views = range(len(self.cameras)) if views is None else views
+        frames = []
+        for v in views:
+            cam = self.cameras[v]
+            if cfg.jitter_deg or cfg.jitter_m:
+                rng = np.random.default_rng([self.jitter_seed, self.frame_index, v])
+                cam = cam.jittered(rng, cfg.jitter_deg, cfg.jitter_m)
+            frames.append(
+                self.sim.render(cfg.image_size, cam.view_matrix(), projection_matrix(cam, cfg.near, cfg.far), self.light)
+            )
+        return frames
+
+    def close(self) -> None:
+        self.sim.close()

@@ -1,0 +1,87 @@
+"""Run configuration: one schema of dataclasses, YAML files, ``key=value`` overrides (OmegaConf).
+
+Every command reads the same schema; each uses its own sections. Unknown keys and wrong types are
+errors that name the key and the file. Every run saves its resolved config as ``config.yaml``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from . import UserError
+from .envs.config import PourConfig, _check
+from .io import atomic_write_text
+
+DEFAULT_CONFIG = "quickstart.yaml"
+
+
+@dataclass
+class PipelineSection:
+    """``tcn-robot pipeline``: the end-to-end chain."""
+
+    seed: int = 0  # seed of the human-proxy demonstration episode
+    video_size: int = 128  # image size of the demonstration video
+
+
+@dataclass
+class Config:
+    env: PourConfig = field(default_factory=PourConfig)
+    pipeline: PipelineSection = field(default_factory=PipelineSection)
+
+
+def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:
+    """Path of a YAML file shipped in ``tcn_robot.configs``."""
+    return Path(str(resources.files("tcn_robot.configs") / name))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The packaged default (or ``path``) merged onto the schema, then ``key=value`` ``overrides``.
+
+    Raises ``UserError`` naming the file or override and the problem.
+    """
+    path = Path(path) if path is not None else packaged_config_path()
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    merged = OmegaConf.structured(Config)
+    try:
+        merged = OmegaConf.merge(merged, OmegaConf.load(path))
+    except OmegaConfBaseException as e:
+        raise UserError(f"{path}: {_explain(e)}") from None
+    except Exception as e:  # YAML syntax errors come from the yaml parser
+        raise UserError(f"{path}: not valid YAML ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    for item in overrides:
+        if "=" not in item:
+            raise UserError(f"override {item!r} is not of the form key=value")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise UserError(f"override {item!r}: {_explain(e)}") from None
+    cfg: Config = OmegaConf.to_object(merged)
+    try:
+        _check(cfg.env)
+    except ValueError as e:
+        raise UserError(f"{path}{' with overrides' if overrides else ''}: env: {e}") from None
+    return cfg
+
+
+def _explain(e: OmegaConfBaseException) -> str:
+    key = getattr(e, "full_key", None)
+    first = str(e).splitlines()[0]
+    if type(e).__name__ == "ConfigKeyError" and key:
+        return f"unknown key '{key}'"
+    return f"key '{key}': {first}" if key else first
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def save_config(cfg: Config, run_dir: str | Path) -> Path:
+    """Write the resolved config to ``run_dir/config.yaml`` (atomically) and return the path."""
+    path = Path(run_dir) / "config.yaml"
+    atomic_write_text(path, to_yaml(cfg))
+    return path

@@ -1,0 +1,109 @@
+"""MP4 writing with OpenCV: H.264 where the build has it, else MPEG-4 part 2 (mp4v)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+_CODECS = ("avc1", "mp4v")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence fd 2 (FFmpeg logs failed encoder probes straight to it)."""
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@functools.lru_cache(maxsize=1)
+def mp4_codec() -> str:
+    """The first codec of ``_CODECS`` this OpenCV build can write (probed once per process)."""
+    with tempfile.TemporaryDirectory() as d, _quiet_stderr():
+        for codec in _CODECS:
+            w = cv2.VideoWriter(os.path.join(d, "probe.mp4"), cv2.VideoWriter_fourcc(*codec), 20, (16, 16))
+            ok = w.isOpened()
+            w.release()
+            if ok:
+                return codec
+    raise RuntimeError(f"OpenCV cannot write MP4 here (tried {', '.join(_CODECS)})")
+
+
+class VideoWriter:
+    """Write RGB uint8 frames (H, W, 3) to ``path``; the file appears under its name only on ``close``.
+
+    Use as a context manager; an exception inside the block discards the partial file.
+    """
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
+        os.close(fd)
+        os.chmod(self._tmp, 0o644)
+        w, h = size
+        self.codec = mp4_codec()
+        self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.codec), fps, (w, h))
+        if not self._writer.isOpened():
+            Path(self._tmp).unlink(missing_ok=True)
+            raise RuntimeError(f"OpenCV could not open {self.path} for writing")
+        self.size = (w, h)
+        self.frames = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1::-1] != self.size or frame.dtype != np.uint8:
+            raise ValueError(f"frame {frame.shape} {frame.dtype} does not match the video size {self.size} uint8")
+        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.release()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._writer.release()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float) -> int:
+    """Write all ``frames`` to ``path``; returns the number written."""
+    frames = iter(frames)
+    first = next(frames)
+    with VideoWriter(path, fps, (first.shape[1], first.shape[0])) as w:
+        w.write(first)
+        for f in frames:
+            w.write(f)
+    return w.frames
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """All frames of ``path`` as (T, H, W, 3) RGB uint8."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, f = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+    cap.release()
+    return np.stack(frames) if frames else np.zeros((0, 0, 0, 3), np.uint8)
