@@ -1,0 +1,85 @@
+"""The tcn-robot command, the config system and packaging."""
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tcn_robot.cli import main
+from tcn_robot.config import load_config
+from tcn_robot.video import read_video
+
+
+def test_console_script_help_lists_the_stages():
+    script = Path(sys.executable).with_name("tcn-robot")  # the console script of this interpreter
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "pipeline" in out
+
+
+def test_pipeline_writes_config_video_and_metrics(tmp_path):
+    out = tmp_path / "run"
+    rc = main(["pipeline", "--out", str(out), "env.episode_steps=25", "pipeline.video_size=48"])
+    assert rc == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["env"]["episode_steps"] == 25 and saved["pipeline"]["video_size"] == 48
+    metrics = json.loads((out / "metrics.json").read_text())["demo"]
+    frames = read_video(out / "demo" / "multiview.mp4")
+    assert frames.shape == (26, 48, 48 * 3, 3) == (metrics["frames"], 48, 48 * metrics["views"], 3)
+    assert 0.0 <= metrics["fraction_in_bowl"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("env.num_partcles=3", "unknown key 'env.num_partcles'"),
+        ("pipline.seed=1", "unknown key 'pipline'"),
+        ("env.num_particles=lots", "env.num_particles"),
+        ("seed", "not of the form key=value"),
+    ],
+)
+def test_bad_overrides_exit_2_with_one_line_naming_the_key(tmp_path, capsys, override, message):
+    assert main(["pipeline", "--out", str(tmp_path / "run"), override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists(), "nothing is written when the config is bad"
+
+
+def test_bad_config_files_name_the_file(tmp_path, capsys):
+    missing = tmp_path / "missing.yaml"
+    assert main(["pipeline", "--out", str(tmp_path / "r"), "--config", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env:\n  episode_steps: 10\n  cameras_x: []\n")
+    assert main(["pipeline", "--out", str(tmp_path / "r"), "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "env.cameras_x" in err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("env: [unclosed\n")
+    assert main(["pipeline", "--out", str(tmp_path / "r"), "--config", str(broken)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_packaged_default_is_the_quickstart():
+    cfg = load_config()
+    assert cfg.env.num_particles == 40 and len(cfg.env.cameras) == 3
+
+
+def test_built_wheel_contains_and_imports_the_envs_subpackage(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+        check=True, capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("tcn_robot-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "tcn_robot/envs/pour_env.py" in names and "tcn_robot/configs/quickstart.yaml" in names
+    assert not any(n.startswith("envs/") for n in names), "the bare name envs must not be installed"
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = "import tcn_robot.envs, tcn_robot.config as c; print(tcn_robot.envs.__file__); print(c.packaged_config_path())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
+                         capture_output=True, text=True, check=True).stdout
+    assert all(line.startswith(str(site)) for line in out.split())
