@@ -26,13 +26,19 @@ class CameraRange:
     target_noise: float = 0.02
 
 
+def spread_cameras(views: int) -> list[CameraRange]:
+    """``views`` camera ranges spread evenly in yaw over the side of the table facing the robot
+    (it stands at -y; yaw 180 looks along -y), each 30 degrees wide, pitch alternating high/low."""
+    if views < 1:
+        raise ValueError(f"a camera rig needs at least one view, got {views}")
+    centers = [180.0] if views == 1 else [180.0 + 100.0 * (k / (views - 1) - 0.5) for k in range(views)]
+    centers.sort(key=lambda c: abs(c - 180.0))  # view 0 (the agent view) faces the robot
+    pitches = [(-35.0, -20.0), (-40.0, -25.0), (-30.0, -15.0)]
+    return [CameraRange(yaw=(c - 15.0, c + 15.0), pitch=pitches[k % 3]) for k, c in enumerate(centers)]
+
+
 def _default_cameras() -> list[CameraRange]:
-    # Three views from the side of the table facing the robot (it stands at -y; yaw 180 looks along -y).
-    return [
-        CameraRange(yaw=(165.0, 195.0)),
-        CameraRange(yaw=(115.0, 145.0), pitch=(-40.0, -25.0)),
-        CameraRange(yaw=(215.0, 245.0), pitch=(-30.0, -15.0)),
-    ]
+    return spread_cameras(3)
 
 
 @dataclass

@@ -228,28 +228,38 @@ class PouringWorld:
         return self.bowl_pos + np.array([-0.05, 0.0, cfg.bowl_height + 0.1])
 
     def reward(self, m: Measurement) -> float:
-        """Dense ground-truth reward: particles in the bowl, minus spills, plus a small pull of a
-        full cup toward the pour point."""
+        """Dense ground-truth reward per step: fraction in the bowl, minus ``spill_penalty`` x
+        fraction spilled, plus ``shaping_weight`` x the fraction still in the cup x a pull toward
+        the pour point that grows with the tilt once the cup is near: ``(a + a^2 tip) / 2`` with
+        ``a = max(0, 1 - d / 0.3 m)`` and ``tip = clip(tilt / 90 deg, 0, 1)``."""
         cfg = self.cfg
         d = float(np.linalg.norm(m.cup_center - self.pour_point()))
-        reach = math.exp(-((d / 0.1) ** 2))
-        return m.in_bowl - cfg.spill_penalty * m.spilled + cfg.shaping_weight * m.in_cup * reach
+        approach = max(0.0, 1.0 - d / 0.3)
+        tip = min(max(m.tilt / (math.pi / 2), 0.0), 1.0)
+        shaping = 0.5 * (approach + approach**2 * tip)
+        return m.in_bowl - cfg.spill_penalty * m.spilled + cfg.shaping_weight * m.in_cup * shaping
 
     # ----------------------------------------------------------------- rendering
-    def render(self, views: list[int] | None = None) -> list[np.ndarray]:
-        """RGB frames (S, S, 3) uint8 of ``views`` (default all) at the current instant.
+    def camera_now(self, view: int) -> Camera:
+        """Placement of camera ``view`` at the current frame, hand-held jitter included.
 
-        Jitter, when configured, is a function of (episode, frame, view) only, so rendering a view
-        twice at the same instant gives the same image.
+        Jitter is a function of (episode, frame, view) only, so rendering a view twice at the same
+        instant gives the same image.
         """
+        cfg = self.cfg
+        cam = self.cameras[view]
+        if cfg.jitter_deg or cfg.jitter_m:
+            rng = np.random.default_rng([self.jitter_seed, self.frame_index, view])
+            cam = cam.jittered(rng, cfg.jitter_deg, cfg.jitter_m)
+        return cam
+
+    def render(self, views: list[int] | None = None) -> list[np.ndarray]:
+        """RGB frames (S, S, 3) uint8 of ``views`` (default all) at the current instant."""
         cfg = self.cfg
         views = range(len(self.cameras)) if views is None else views
         frames = []
         for v in views:
-            cam = self.cameras[v]
-            if cfg.jitter_deg or cfg.jitter_m:
-                rng = np.random.default_rng([self.jitter_seed, self.frame_index, v])
-                cam = cam.jittered(rng, cfg.jitter_deg, cfg.jitter_m)
+            cam = self.camera_now(v)
             frames.append(
                 self.sim.render(cfg.image_size, cam.view_matrix(), projection_matrix(cam, cfg.near, cfg.far), self.light)
             )

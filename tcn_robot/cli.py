@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import UserError, __version__
-from .config import load_config
+from .config import load_config, save_config
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -22,6 +22,57 @@ def _pipeline(args: argparse.Namespace) -> None:
     from .pipeline import run_pipeline
 
     run_pipeline(load_config(args.config, args.overrides), args.out)
+
+
+def _flags(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
+    """``key=value`` overrides from the flags that were given, then the trailing overrides."""
+    given = [f"{key}={getattr(args, attr)}" for attr, key in mapping.items() if getattr(args, attr) is not None]
+    return given + list(args.overrides)
+
+
+def _record(args: argparse.Namespace) -> None:
+    from .data.record import record_dataset
+
+    cfg = load_config(args.config, _flags(args, {
+        "episodes": "record.episodes", "views": "record.views", "image_size": "record.image_size",
+        "seed": "record.seed", "demonstrator": "record.demonstrators", "workers": "record.workers"}))
+    r = cfg.record
+    s = record_dataset(cfg.env, args.out, r.episodes, r.views, r.image_size, r.seed, r.demonstrators, args.shard, r.workers)
+    save_config(cfg, args.out)
+    rates = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["success_rate"].items()))
+    print(f"record: {s['episodes']} episodes in {args.out} ({s['recorded_now']} now, {s['frames_recorded_now']} frames, "
+          f"{s['frames_per_second']:.0f} frames/s, {s['bytes_written'] / 1e6:.1f} MB); demonstrators "
+          f"{dict(sorted(s['demonstrators'].items()))}; success {rates}")
+
+
+def _import_videos(args: argparse.Namespace) -> None:
+    from .data.importer import import_videos
+
+    s = import_videos(args.src, args.out, args.image_size, args.trim, args.strict)
+    print(f"import-videos: {s['imported']} sequences imported into {args.out}, {s['already_present']} already there, "
+          f"{s['skipped_bad']} skipped as bad")
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from .data.inspect import format_summary, inspect_dataset
+
+    s = inspect_dataset(args.dataset, decode=args.decode)
+    print(json.dumps(s, indent=2) if args.json else format_summary(s))
+    return 1 if args.strict and s["bad_episodes"] else 0
+
+
+def _train_rl(args: argparse.Namespace) -> None:
+    from .rl import train_rl
+
+    overrides = _flags(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed"})
+    metrics = train_rl(load_config(args.config, overrides), args.out, resume=args.resume)
+    final = metrics["final_eval"]
+    print(
+        f"train-rl: {metrics['steps']} steps, fraction in bowl {final['fraction_in_bowl_mean']:.3f} "
+        f"(std {final['fraction_in_bowl_std']:.3f}), success rate {final['success_rate']:.2f}; wrote {args.out / 'metrics.json'}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +87,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     _add_common(p)
     p.set_defaults(func=_pipeline)
+
+    p = sub.add_parser("record", help="record multi-view demonstration episodes",
+                       description="Record multi-view episodes of the scripted demonstrators; re-running the same command resumes it.")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder")
+    p.add_argument("--episodes", type=int, help="record.episodes")
+    p.add_argument("--views", type=int, help="record.views: cameras per episode")
+    p.add_argument("--image-size", type=int, help="record.image_size (pixels, square)")
+    p.add_argument("--seed", type=int, help="record.seed")
+    p.add_argument("--demonstrator", metavar="MIX", help="record.demonstrators, e.g. human=0.5,robot=0.25,random=0.25")
+    p.add_argument("--workers", type=int, help="record.workers: parallel processes")
+    p.add_argument("--shard", default="0/1", metavar="i/N", help="record only the i-th of N disjoint parts")
+    _add_common(p)
+    p.set_defaults(func=_record)
+
+    p = sub.add_parser("import-videos", help="turn {sequence}_view{k}.mp4 videos into a dataset",
+                       description="Import synchronized videos named {sequence}_view{k}.mp4 (or .mov) into the episode format.")
+    p.add_argument("src", type=Path, help="folder of videos")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder")
+    p.add_argument("--image-size", type=int, default=None, help="centre-crop to a square and resize to this size")
+    p.add_argument("--trim", action="store_true", help="cut the views of a sequence to the shortest")
+    p.add_argument("--strict", action="store_true", help="fail on the first bad sequence instead of skipping it")
+    p.set_defaults(func=_import_videos, overrides=[])
+
+    p = sub.add_parser("inspect", help="summarize a dataset and list bad episodes",
+                       description="Summarize a dataset: episodes, views, frames, demonstrators, success, bad episodes and why.")
+    p.add_argument("dataset", type=Path)
+    p.add_argument("--strict", action="store_true", help="exit 1 when any episode is bad")
+    p.add_argument("--decode", action="store_true", help="also decode every frame (slow; finds damage the headers hide)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_inspect, overrides=[])
+
+    p = sub.add_parser("train-rl", help="train a policy (stable-baselines3) on the pouring task",
+                       description="Train a stable-baselines3 policy on the pouring task; flags override rl.* config keys.")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="rl.algo")
+    p.add_argument("--reward", choices=["env"], default=None, help="rl.reward: env = the ground-truth dense reward")
+    p.add_argument("--steps", type=int, default=None, help="rl.steps: environment steps in all")
+    p.add_argument("--n-envs", type=int, default=None, help="rl.n_envs: parallel environments (subprocesses)")
+    p.add_argument("--seed", type=int, default=None, help="rl.seed")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_common(p)
+    p.set_defaults(func=_train_rl)
     return parser
 
 
@@ -48,14 +141,14 @@ def _pipeline_doc() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args) or 0
     except UserError as e:
         print(f"tcn-robot {args.stage}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"tcn-robot {args.stage}: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rc
 
 
 if __name__ == "__main__":

@@ -28,9 +28,66 @@ class PipelineSection:
 
 
 @dataclass
+class RecordSection:
+    """``tcn-robot record``: which episodes a dataset holds."""
+
+    episodes: int = 24
+    views: int = 3
+    image_size: int = 64
+    seed: int = 0
+    demonstrators: str = "human=0.5,robot=0.25,random=0.25"  # proportions of each demonstrator
+    workers: int = 1
+
+
+@dataclass
+class PPOParams:
+    """stable-baselines3 PPO hyperparameters (``n_steps`` is per environment)."""
+
+    n_steps: int = 1024
+    batch_size: int = 256
+    n_epochs: int = 10
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.0
+    net_arch: tuple[int, ...] = (128, 128)
+
+
+@dataclass
+class SACParams:
+    """stable-baselines3 SAC hyperparameters."""
+
+    learning_rate: float = 3e-4
+    buffer_size: int = 300_000
+    batch_size: int = 256
+    learning_starts: int = 5_000
+    gamma: float = 0.99
+    train_freq: int = 1
+    gradient_steps: int = 1
+    net_arch: tuple[int, ...] = (256, 256)
+
+
+@dataclass
+class RLSection:
+    """``tcn-robot train-rl``: the policy, its reward, budget and evaluation."""
+
+    algo: str = "ppo"  # ppo | sac
+    reward: str = "env"  # env (the ground-truth dense reward)
+    steps: int = 200_000
+    n_envs: int = 2
+    seed: int = 0
+    eval_every: int = 20_480
+    eval_episodes: int = 20
+    ppo: PPOParams = field(default_factory=PPOParams)
+    sac: SACParams = field(default_factory=SACParams)
+
+
+@dataclass
 class Config:
     env: PourConfig = field(default_factory=PourConfig)
     pipeline: PipelineSection = field(default_factory=PipelineSection)
+    record: RecordSection = field(default_factory=RecordSection)
+    rl: RLSection = field(default_factory=RLSection)
 
 
 def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:

@@ -1,0 +1,1 @@
+"""Recorded episodes on disk, the recorder, the frame cache and the torch datasets."""

@@ -1,0 +1,170 @@
+"""Torch datasets over the frame cache for every training stage.
+
+Frames come out as uint8 tensors (..., H, W, 3); conversion to float, normalization and
+augmentation happen batched on the training device (see ``data/augment.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import IterableDataset, get_worker_info
+
+from .cache import FrameCache
+
+
+def _rank_share(n: int, rank: int, world_size: int) -> list[int]:
+    """Episode indices of one rank (every world_size-th), or all when there are too few."""
+    share = list(range(rank, n, world_size))
+    return share or list(range(n))
+
+
+class _Batches(IterableDataset):
+    """Endless batches drawn from the episodes of one rank; seeded per (seed, rank, worker)."""
+
+    def __init__(self, cache: FrameCache, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        self.cache, self.seed, self.rank = cache, seed, rank
+        self.episodes = _rank_share(len(cache), rank, world_size)
+
+    def _rng(self) -> np.random.Generator:
+        info = get_worker_info()
+        return np.random.default_rng([self.seed, self.rank, info.id if info else 0])
+
+    def __iter__(self):
+        rng = self._rng()
+        while True:
+            yield self.sample(rng)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class MultiViewTCNBatches(_Batches):
+    """Multi-view TCN batches (Sermanet et al. 2017, Sec. III-A).
+
+    Each batch takes ``sequences`` episodes (without replacement when there are enough) and
+    ``per_sequence`` distinct time steps from each; anchor and positive are the same time step
+    seen from two different views. ``label`` is unique across the batch (one per episode and time
+    step), so every other row of the batch is a negative.
+
+    Yields: anchor, positive (B, H, W, 3) uint8; label, episode, time (B,) int64; B = sequences * per_sequence.
+    """
+
+    def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(cache, seed, rank, world_size)
+        if min(cache.episodes[i].num_views for i in self.episodes) < 2:
+            raise ValueError("multi-view TCN needs at least two views per episode")
+        self.sequences, self.per_sequence = sequences, per_sequence
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        eps = rng.choice(self.episodes, self.sequences, replace=len(self.episodes) < self.sequences)
+        anchors, positives, times, episodes = [], [], [], []
+        for e in eps:
+            arr = self.cache.arrays[e]
+            t = np.sort(rng.choice(arr.shape[0], self.per_sequence, replace=arr.shape[0] < self.per_sequence))
+            va = rng.integers(arr.shape[1], size=len(t))
+            vp = (va + rng.integers(1, arr.shape[1], size=len(t))) % arr.shape[1]  # always another view
+            anchors.append(arr[t, va])
+            positives.append(arr[t, vp])
+            times.append(t)
+            episodes.append(np.full(len(t), e))
+        n = self.sequences * self.per_sequence
+        return {
+            "anchor": torch.from_numpy(np.concatenate(anchors)),
+            "positive": torch.from_numpy(np.concatenate(positives)),
+            "label": torch.arange(n),
+            "episode": torch.from_numpy(np.concatenate(episodes)),
+            "time": torch.from_numpy(np.concatenate(times)),
+        }
+
+
+class SingleViewTCNBatches(_Batches):
+    """Single-view TCN triplets (Sermanet et al. 2017, Sec. III-B): from one view of one episode,
+    a positive within ``pos_radius`` frames of the anchor (not the anchor itself) and a negative
+    at least ``neg_radius`` frames away.
+
+    Yields: anchor, positive, negative (B, H, W, 3) uint8; episode, time (B,) int64.
+    """
+
+    def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, pos_radius: int, neg_radius: int,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(cache, seed, rank, world_size)
+        if not 1 <= pos_radius < neg_radius:
+            raise ValueError(f"need 1 <= pos_radius < neg_radius, got {pos_radius}, {neg_radius}")
+        short = [i for i in self.episodes if cache.arrays[i].shape[0] <= 2 * neg_radius]
+        if short:
+            raise ValueError(f"episodes with {cache.arrays[short[0]].shape[0]} frames are too short for neg_radius={neg_radius}")
+        self.sequences, self.per_sequence = sequences, per_sequence
+        self.pos_radius, self.neg_radius = pos_radius, neg_radius
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        eps = rng.choice(self.episodes, self.sequences, replace=len(self.episodes) < self.sequences)
+        out = {k: [] for k in ("anchor", "positive", "negative", "episode", "time")}
+        for e in eps:
+            arr = self.cache.arrays[e]
+            n = arr.shape[0]
+            t = rng.integers(n, size=self.per_sequence)
+            v = rng.integers(arr.shape[1], size=self.per_sequence)
+            offset = rng.integers(1, self.pos_radius + 1, size=len(t)) * rng.choice([-1, 1], size=len(t))
+            tp = np.where((t + offset < 0) | (t + offset >= n), t - offset, t + offset)
+            # negatives: uniform over the frames at least neg_radius away
+            tn = np.empty_like(t)
+            for k, tk in enumerate(t):
+                far = np.concatenate([np.arange(0, max(0, tk - self.neg_radius + 1)), np.arange(min(n, tk + self.neg_radius), n)])
+                tn[k] = rng.choice(far)
+            out["anchor"].append(arr[t, v])
+            out["positive"].append(arr[tp, v])
+            out["negative"].append(arr[tn, v])
+            out["episode"].append(np.full(len(t), e))
+            out["time"].append(t)
+        return {k: torch.from_numpy(np.concatenate(v)) for k, v in out.items()}
+
+
+class FrameAttributes(TorchDataset):
+    """Every frame of every view with its five attribute labels (contact, distance,
+    liquid_flowing, has_liquid, container_angle). Episodes without states are left out.
+
+    Item: (frame (H, W, 3) uint8, labels (5,) int64, episode, time).
+    """
+
+    def __init__(self, cache: FrameCache, views: list[int] | None = None) -> None:
+        self.cache = cache
+        self.labels = {i: cache.labels(i) for i in range(len(cache))}
+        self.index = [
+            (i, v, t)
+            for i, lab in self.labels.items() if lab is not None
+            for v in (views if views is not None else range(cache.arrays[i].shape[1]))
+            for t in range(cache.arrays[i].shape[0])
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int):
+        i, v, t = self.index[k]
+        return torch.from_numpy(np.array(self.cache.arrays[i][t, v])), torch.from_numpy(self.labels[i][t]), i, t
+
+
+class Clips(TorchDataset):
+    """Short clips of ``length`` consecutive frames from one view, starting every ``stride`` frames.
+
+    Item: (clip (length, H, W, 3) uint8, episode, view, start).
+    """
+
+    def __init__(self, cache: FrameCache, length: int, stride: int = 1) -> None:
+        if length < 1 or stride < 1:
+            raise ValueError("length and stride must be >= 1")
+        self.cache, self.length = cache, length
+        self.index = [
+            (i, v, s)
+            for i, arr in enumerate(cache.arrays)
+            for v in range(arr.shape[1])
+            for s in range(0, arr.shape[0] - length + 1, stride)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int):
+        i, v, s = self.index[k]
+        return torch.from_numpy(np.array(self.cache.arrays[i][s : s + self.length, v])), i, v, s

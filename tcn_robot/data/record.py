@@ -1,0 +1,306 @@
+"""``tcn-robot record``: run the scripted demonstrators in the pouring world and write episodes.
+
+Episode ``i`` of a dataset is a pure function of (settings, seed, i): its demonstrator comes from
+a low-discrepancy sequence over the mix (so every prefix of the dataset keeps the proportions
+and growing ``--episodes`` keeps the episodes already recorded), its env seed from
+``SeedSequence([seed, i])``. Hence re-running a command resumes it, ``--shard i/N`` records the
+episodes with index = i mod N, and the union of shards equals one unsharded recording.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import math
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from tqdm import tqdm
+
+from .. import UserError, __version__
+from ..envs import ATTRIBUTES, DEMONSTRATORS, PourConfig, PourEnv, run_demonstrator
+from ..envs.config import spread_cameras
+from .episodes import MANIFEST, META, TMP_MARK, EpisodeWriter, read_manifest, write_manifest
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    index: int
+    name: str
+    demonstrator: str
+    seed: int
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions; raises UserError."""
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in DEMONSTRATORS:
+            raise UserError(f"--demonstrator: unknown demonstrator {name!r} (choose from {', '.join(DEMONSTRATORS)})")
+        try:
+            mix[name] = float(value) if value else 1.0
+        except ValueError:
+            raise UserError(f"--demonstrator: {part!r} is not NAME=PROPORTION") from None
+        if mix[name] < 0:
+            raise UserError(f"--demonstrator: proportion of {name} is negative")
+    total = sum(mix.values())
+    if total <= 0:
+        raise UserError(f"--demonstrator: {text!r} gives no demonstrator a positive proportion")
+    return {k: v / total for k, v in mix.items() if v > 0}
+
+
+def plan_episodes(n: int, mix: dict[str, float], seed: int) -> list[EpisodePlan]:
+    """The first ``n`` episodes of the dataset defined by (mix, seed)."""
+    names, cum = list(mix), np.cumsum(list(mix.values()))
+    offset = np.random.default_rng([seed, 0]).uniform()
+    plans = []
+    for i in range(n):
+        u = (offset + i * GOLDEN) % 1.0
+        demo = names[min(int(np.searchsorted(cum, u, side="right")), len(names) - 1)]
+        env_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
+        plans.append(EpisodePlan(i, f"ep{i:05d}", demo, env_seed))
+    return plans
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+        assert n >= 1 and 0 <= i < n
+    except (ValueError, AssertionError):
+        raise UserError(f"--shard {text!r}: expected i/N with 0 <= i < N") from None
+    return i, n
+
+
+def env_config(cfg: PourConfig, views: int, image_size: int) -> PourConfig:
+    """``cfg`` with a rig of ``views`` cameras (spread evenly unless the config names that many)."""
+    cameras = cfg.cameras if len(cfg.cameras) == views else spread_cameras(views)
+    out = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(cfg), {"image_size": image_size}))
+    out.cameras = cameras
+    out.agent_view = min(out.agent_view, views - 1)
+    return out
+
+
+# ----------------------------------------------------------------- one episode
+_ENVS: dict[str, PourEnv] = {}
+
+
+def _env(cfg: PourConfig, embodiment: str) -> PourEnv:
+    """One env per embodiment per process, rebuilt only when the config changes."""
+    env = _ENVS.get(embodiment)
+    if env is None or env.cfg != cfg:
+        if env is not None:
+            env.close()
+        env = _ENVS[embodiment] = PourEnv(cfg, embodiment=embodiment)
+    return env
+
+
+def record_episode(plan: EpisodePlan, cfg: PourConfig, root: Path) -> dict:
+    """Play ``plan`` and write it under ``root``; returns a summary of the episode."""
+    env = _env(cfg, "human" if plan.demonstrator == "human" else "robot")
+    steps = run_demonstrator(plan.demonstrator, env, plan.seed)
+    views = len(cfg.cameras)
+    writer = EpisodeWriter(root, plan.name, views, env.metadata["render_fps"], (cfg.image_size, cfg.image_size))
+    rows: dict[str, list] = {k: [] for k in ("cup_position", "cup_quat", "tilt", "fraction_in_cup", "fraction_in_bowl",
+                                             "fraction_spilled", "fraction_in_air", "camera", *ATTRIBUTES)}
+    actions, rewards = [], []
+
+    def capture() -> None:
+        writer.add(env.render_views())
+        m = env.measurement
+        for k, v in (("cup_position", m.cup_center), ("cup_quat", m.cup_quat), ("tilt", m.tilt)):
+            rows[k].append(v)
+        for k, v in m.info().items():
+            rows[k].append(v)
+        rows["camera"].append([_camera_row(env.world.camera_now(v)) for v in range(views)])
+
+    try:
+        capture()
+        for step in steps:
+            actions.append(step.action)
+            rewards.append(step.reward)
+            capture()
+        states = {k: np.asarray(v) for k, v in rows.items()}
+        states["container_angle"] = states["container_angle"].astype(np.int8)
+        states["time"] = np.arange(writer.frames) / env.metadata["render_fps"]
+        states["action"] = np.asarray(actions, np.float32)
+        states["reward"] = np.asarray(rewards, np.float32)
+        final = env.measurement
+        meta = {
+            "name": plan.name, "index": plan.index, "seed": plan.seed, "fps": env.metadata["render_fps"],
+            "image_size": [cfg.image_size, cfg.image_size], "embodiment": env.embodiment,
+            "demonstrator": plan.demonstrator, "cameras": [c.as_dict() for c in env.world.cameras],
+            "agent_view": cfg.agent_view, "camera_columns": list(CAMERA_COLUMNS), "action_axes": list(cfg.action_axes),
+            "fraction_in_bowl": final.in_bowl, "is_success": final.in_bowl >= cfg.success_fraction,
+            "versions": _versions(),
+        }
+        path = writer.commit(meta, states)
+    except BaseException:
+        writer.abort()
+        raise
+    return episode_summary(path)
+
+
+def episode_summary(path: Path) -> dict:
+    """What one committed episode holds, read back from its folder."""
+    meta = json.loads((path / META).read_text())
+    return {
+        "name": path.name, "demonstrator": meta["demonstrator"], "frames": meta["num_frames"], "views": meta["num_views"],
+        "fraction_in_bowl": meta["fraction_in_bowl"], "is_success": bool(meta["is_success"]),
+        "bytes": sum(f.stat().st_size for f in path.iterdir()),
+    }
+
+
+def _record_many(plans: list[EpisodePlan], cfg: PourConfig, root: Path) -> None:
+    """A worker process: record ``plans`` one after the other."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for plan in plans:
+        record_episode(plan, cfg, root)
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {"tcn_robot": __version__, **{p: version(p) for p in ("pybullet", "numpy", "opencv-python-headless")}}
+
+
+CAMERA_COLUMNS = ("yaw", "pitch", "distance", "fov", "target_x", "target_y", "target_z")
+
+
+def _camera_row(cam) -> list[float]:
+    return [cam.yaw, cam.pitch, cam.distance, cam.fov, *cam.target]
+
+
+# ----------------------------------------------------------------- a dataset
+@contextlib.contextmanager
+def _locked(root: Path):
+    """An exclusive lock on the dataset folder (several shard processes may share it)."""
+    with open(root / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(root: Path) -> None:
+    """Delete temporary episode folders whose writing process is gone (killed recordings)."""
+    for p in root.glob(f".*{TMP_MARK}*"):
+        pid = int(p.name.rsplit(TMP_MARK, 1)[1]) if p.name.rsplit(TMP_MARK, 1)[1].isdigit() else -1
+        try:
+            os.kill(pid, 0)
+            alive = pid > 0
+        except (ProcessLookupError, PermissionError, OverflowError):
+            alive = False
+        if not alive:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def record_dataset(
+    env_cfg: PourConfig, out: Path, episodes: int, views: int, image_size: int, seed: int, mix: str,
+    shard: str = "0/1", workers: int = 1,
+) -> dict:
+    """Record (or resume) the dataset into ``out``; returns the summary."""
+    if episodes < 1 or views < 1 or image_size < 16 or workers < 1:
+        raise UserError("--episodes, --views and --workers must be >= 1 and --image-size >= 16")
+    proportions = parse_mix(mix)
+    shard_i, shard_n = parse_shard(shard)
+    cfg = env_config(env_cfg, views, image_size)
+    settings = {"views": views, "image_size": image_size, "seed": seed, "demonstrators": proportions,
+                "env": OmegaConf.to_container(OmegaConf.structured(cfg))}
+    settings = json.loads(json.dumps(settings))  # as the manifest will hold them, to compare on resume
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with _locked(out):
+        if (out / MANIFEST).exists():
+            old = read_manifest(out).get("settings", {})
+            diff = sorted(k for k in settings if old.get(k) != settings[k])
+            if diff:
+                raise UserError(f"{out / MANIFEST}: recorded with other settings ({', '.join(diff)} differ); "
+                                "use another --out or the same settings to resume")
+        else:
+            write_manifest(out, settings)
+        _remove_stale_temporaries(out)
+    plans = [p for p in plan_episodes(episodes, proportions, seed) if p.index % shard_n == shard_i]
+    pending = [p for p in plans if not (out / p.name / META).exists()]
+    summaries: list[dict] = []
+    bar = tqdm(total=len(plans), initial=len(plans) - len(pending), desc="record", unit="episode")
+    frames, started = 0, time.perf_counter()
+
+    def done(summary: dict) -> None:
+        nonlocal frames
+        summaries.append(summary)
+        frames += summary["frames"] * summary["views"]
+        bar.update(1)
+        bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.0f}")
+        with _locked(out):
+            write_manifest(out, settings)
+
+    try:
+        if workers == 1 or len(pending) <= 1:
+            for plan in pending:
+                done(record_episode(plan, cfg, out))
+        else:
+            _run_workers(pending, cfg, out, workers, done)
+    finally:
+        bar.close()
+    with _locked(out):
+        manifest = write_manifest(out, settings)
+    return summarize(out, manifest, summaries, time.perf_counter() - started)
+
+
+def _run_workers(pending: list[EpisodePlan], cfg: PourConfig, out: Path, workers: int, done) -> None:
+    """Record ``pending`` in ``workers`` spawned processes (episode i goes to worker i mod W);
+    report each episode as its folder appears. A worker that dies stops the run with a UserError,
+    after the others finish; complete episodes stay and a re-run resumes."""
+    ctx = get_context("spawn")
+    procs = [ctx.Process(target=_record_many, args=(pending[k::workers], cfg, out), daemon=True) for k in range(min(workers, len(pending)))]
+    for p in procs:
+        p.start()
+    left = list(pending)
+    try:
+        while left:
+            for plan in [p for p in left if (out / p.name / META).exists()]:
+                done(episode_summary(out / plan.name))
+                left.remove(plan)
+            if left and not any(p.is_alive() for p in procs):
+                break
+            time.sleep(0.1)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    for p in procs:
+        p.join()
+    dead = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if dead or left:
+        raise UserError(f"a recording worker died (exit code {dead[0] if dead else '?'}); {len(pending) - len(left)} episodes "
+                        f"finished in this run are kept in {out}: run the same command again to resume")
+
+
+def summarize(out: Path, manifest: dict, new: list[dict], seconds: float) -> dict:
+    """Counts over the whole dataset plus what this run recorded."""
+    entries = manifest["episodes"]
+    by_demo = Counter(e.get("demonstrator", "?") for e in entries)
+    success = {d: float(np.mean([bool(e.get("is_success")) for e in entries if e.get("demonstrator") == d])) for d in by_demo}
+    frames = sum(s["frames"] * s["views"] for s in new)
+    return {
+        "dataset": str(out),
+        "episodes": len(entries),
+        "recorded_now": len(new),
+        "frames_recorded_now": frames,
+        "frames_per_second": frames / seconds if new and seconds > 0 else 0.0,
+        "bytes_written": sum(s["bytes"] for s in new),
+        "demonstrators": dict(by_demo),
+        "success_rate": success,
+    }

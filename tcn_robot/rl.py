@@ -1,0 +1,193 @@
+"""``tcn-robot train-rl``: a stable-baselines3 policy for the pouring task, with periodic
+evaluation of the ground-truth fraction poured, TensorBoard curves, best and last checkpoints,
+``--resume``, and ``metrics.json`` with the final evaluation.
+
+Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``,
+``tb/`` (TensorBoard), ``eval.json`` (the evaluation history), ``eval_curve.png``, ``metrics.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from tqdm import tqdm
+
+from . import UserError
+from .config import Config, save_config
+from .envs import PourEnv
+from .io import write_json
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
+EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never drawn in training
+
+
+def _make_env(cfg: Config, rank: int):
+    def thunk():
+        torch.set_num_threads(1)
+        return Monitor(PourEnv(cfg.env), info_keywords=("fraction_in_bowl", "is_success"))
+
+    return thunk
+
+
+def make_vec_env(cfg: Config, n_envs: int) -> VecEnv:
+    """``n_envs`` pouring envs, in subprocesses when more than one."""
+    fns = [_make_env(cfg, i) for i in range(n_envs)]
+    return SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns)
+
+
+def evaluate(model: BaseAlgorithm, env: PourEnv, episodes: int, seed: int = EVAL_SEED) -> dict:
+    """Deterministic rollouts on seeds ``seed .. seed + episodes - 1``: ground-truth fraction of
+    particles in the bowl at the end of each episode (mean, std, per episode) and success rate."""
+    fractions, successes = [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done = False
+        while not done:
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        fractions.append(info["fraction_in_bowl"])
+        successes.append(info["is_success"])
+    return {
+        "fraction_in_bowl_mean": float(np.mean(fractions)),
+        "fraction_in_bowl_std": float(np.std(fractions)),
+        "success_rate": float(np.mean(successes)),
+        "fraction_in_bowl": [float(f) for f in fractions],
+    }
+
+
+def _save_atomic(model: BaseAlgorithm, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EvalAndCheckpoint(BaseCallback):
+    """Every ``every`` environment steps: evaluate, log to TensorBoard, keep best and last
+    checkpoints and the evaluation history; also drives the progress bar."""
+
+    def __init__(self, run: Path, env: PourEnv, every: int, episodes: int, total: int, history: list) -> None:
+        super().__init__()
+        self.run, self.env, self.every, self.episodes, self.total = run, env, every, episodes, total
+        self.history = history
+        self.best = max((h["fraction_in_bowl_mean"] for h in history), default=-np.inf)
+        self.next_eval = (history[-1]["steps"] if history else 0) + every
+        self.started = time.perf_counter()
+        self.bar = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(total=self.total, initial=self.num_timesteps, desc="train-rl", unit="step", smoothing=0.05)
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.num_timesteps - self.bar.n)
+        if self.num_timesteps >= self.next_eval:
+            self.evaluate()
+            self.next_eval += self.every
+        return True
+
+    def evaluate(self) -> dict:
+        result = evaluate(self.model, self.env, self.episodes)
+        result["steps"] = int(self.num_timesteps)
+        result["wall_seconds"] = time.perf_counter() - self.started + (self.history[-1]["wall_seconds"] if self.history else 0)
+        self.history.append(result)
+        for k in ("fraction_in_bowl_mean", "success_rate"):
+            self.logger.record(f"eval/{k}", result[k])
+        self.logger.dump(self.num_timesteps)
+        ckpt = self.run / "checkpoints"
+        ckpt.mkdir(exist_ok=True)
+        _save_atomic(self.model, ckpt / "last.zip")
+        if result["fraction_in_bowl_mean"] > self.best:
+            self.best = result["fraction_in_bowl_mean"]
+            _save_atomic(self.model, ckpt / "best.zip")
+        write_json(self.run / "eval.json", self.history)
+        self.bar.set_postfix(poured=f"{result['fraction_in_bowl_mean']:.2f}", success=f"{result['success_rate']:.2f}")
+        return result
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
+    """Train ``cfg.rl.algo`` on the ground-truth reward into ``out``; returns the final metrics."""
+    rl = cfg.rl
+    if rl.algo not in ALGOS:
+        raise UserError(f"rl.algo must be one of {sorted(ALGOS)}, got {rl.algo!r}")
+    if rl.reward != "env":
+        raise UserError(f"rl.reward={rl.reward!r}: only the env's ground-truth reward ('env') exists so far")
+    run = Path(out)
+    last = run / "checkpoints" / "last.zip"
+    if last.exists() and not resume:
+        raise UserError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not last.exists():
+        raise UserError(f"--resume: no checkpoint at {last}")
+    run.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run)
+    torch.manual_seed(rl.seed)
+    venv = make_vec_env(cfg, rl.n_envs)
+    venv.seed(rl.seed)
+    history = json.loads((run / "eval.json").read_text()) if resume and (run / "eval.json").exists() else []
+    if resume:
+        model = ALGOS[rl.algo].load(last, env=venv, device="cpu", tensorboard_log=str(run / "tb"))
+    else:
+        kwargs = asdict(rl.ppo) if rl.algo == "ppo" else asdict(rl.sac)
+        net = kwargs.pop("net_arch")
+        model = ALGOS[rl.algo](
+            "MlpPolicy", venv, policy_kwargs={"net_arch": list(net)}, seed=rl.seed, device="cpu",
+            tensorboard_log=str(run / "tb"), verbose=0, **kwargs,
+        )
+    eval_env = PourEnv(cfg.env)
+    callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history)
+    try:
+        remaining = rl.steps - model.num_timesteps
+        if remaining > 0:
+            model.learn(remaining, callback=callback, reset_num_timesteps=not resume, tb_log_name=rl.algo)
+        if not history or history[-1]["steps"] != model.num_timesteps:
+            callback.evaluate()
+    finally:
+        venv.close()
+        eval_env.close()
+    final = history[-1]
+    metrics = {
+        "algo": rl.algo, "reward": rl.reward, "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
+        "final_eval": final, "best_fraction_in_bowl_mean": max(h["fraction_in_bowl_mean"] for h in history),
+        "wall_seconds": final["wall_seconds"],
+    }
+    write_json(run / "metrics.json", metrics)
+    plot_eval_curve(history, run / "eval_curve.png", title=f"{rl.algo.upper()}, reward: {rl.reward}")
+    return metrics
+
+
+def plot_eval_curve(history: list[dict], path: Path, title: str) -> None:
+    """Fraction poured (mean ± std over evaluation episodes) and success rate against env steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.array([h["steps"] for h in history])
+    mean = np.array([h["fraction_in_bowl_mean"] for h in history])
+    std = np.array([h["fraction_in_bowl_std"] for h in history])
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.plot(steps, mean, marker="o", label="fraction in bowl (mean)")
+    ax.fill_between(steps, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), alpha=0.25, label="± std")
+    ax.plot(steps, [h["success_rate"] for h in history], ls="--", label="success rate")
+    ax.set_xlabel("environment steps")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
