@@ -86,7 +86,7 @@ class EvalAndCheckpoint(BaseCallback):
         self.bar = None
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(total=self.total, initial=self.num_timesteps, desc="train-rl", unit="step", smoothing=0.05)
+        self.bar = tqdm(total=self.total, initial=self.num_timesteps, desc="train-rl", unit="step", smoothing=0.05, mininterval=2.0)
 
     def _on_step(self) -> bool:
         self.bar.update(self.num_timesteps - self.bar.n)

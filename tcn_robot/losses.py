@@ -1,0 +1,214 @@
+"""Metric-learning losses for TCN and the pretext trainers.
+
+Each loss is a small ``nn.Module``. Shapes: embeddings (N, D); labels (N,) integers, rows with
+equal labels are positives of each other. Under DDP a loss built with ``gather=True`` first
+concatenates every rank's rows (``distributed.gather``), so negatives come from the whole
+global batch and gradients reach this rank's rows exactly; in one process it is a no-op.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import distributed
+
+
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors (autocast) upcast to float32; float32 and float64 left as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def pairwise_distances(x: torch.Tensor, squared: bool) -> torch.Tensor:
+    """(N, D) -> (N, N) Euclidean distances, computed as TF's ``pairwise_distance`` does:
+    clamped at zero, an exact zero diagonal, and a finite gradient at zero distance."""
+    x = _full(x)
+    sq = (x * x).sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * x @ x.T).clamp_min(0.0)
+    d2 = d2 * (1.0 - torch.eye(len(x), device=x.device))
+    if squared:
+        return d2
+    zero = d2 <= 0.0
+    return torch.sqrt(d2 + zero.to(d2.dtype) * 1e-16) * (~zero).to(d2.dtype)
+
+
+def _split_ties(sorted_vals: torch.Tensor) -> torch.Tensor:
+    """Rows sorted ascending -> the same values, each run of equal values replaced by its mean,
+    so a gradient reaching one of them is shared evenly among the ties (as TF's and torch's
+    min/max reductions do)."""
+    new = torch.ones_like(sorted_vals, dtype=torch.bool)
+    new[:, 1:] = sorted_vals[:, 1:] != sorted_vals[:, :-1]
+    group = new.long().cumsum(1) - 1
+    sums = torch.zeros_like(sorted_vals).scatter_add(1, group, sorted_vals)
+    counts = torch.zeros_like(sorted_vals).scatter_add(1, group, torch.ones_like(sorted_vals))
+    return (sums / counts).gather(1, group)
+
+
+def _gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    return tuple(distributed.gather(t) for t in tensors)
+
+
+class TripletLoss(nn.Module):
+    """Triplet margin loss over every anchor-positive pair of a batch, with negative mining.
+
+    ``mining``:
+      * ``"semihard"``: the semantics of TF's ``triplet_semihard_loss`` (Schroff et al. 2015,
+        FaceNet; the original TCN code): for each anchor-positive pair, the closest negative
+        strictly farther than the positive, else the farthest negative; mean of
+        ``max(margin + d_ap - d_an, 0)`` over all pairs.
+      * ``"hard"``: batch-hard (Hermans et al. 2017): per anchor, its farthest positive and
+        closest negative; mean over anchors.
+      * ``"all"``: mean of ``max(margin + d_ap - d_an, 0)`` over every valid triplet.
+
+    Distances are squared Euclidean by default, as in TF. Anchors without a positive or without
+    a negative contribute nothing.
+    """
+
+    def __init__(self, margin: float = 0.2, mining: str = "semihard", squared: bool = True, gather: bool = True) -> None:
+        super().__init__()
+        if mining not in ("semihard", "hard", "all"):
+            raise ValueError(f"mining must be semihard, hard or all; got {mining!r}")
+        self.margin, self.mining, self.squared, self.gather = margin, mining, squared, gather
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.gather:
+            embeddings, labels = _gather_rows(embeddings, labels)
+        d = pairwise_distances(embeddings, self.squared)
+        n = len(labels)
+        same = labels[:, None] == labels[None, :]
+        pos = same & ~torch.eye(n, dtype=torch.bool, device=d.device)
+        neg = ~same
+        has_neg = neg.any(1)
+        inf = torch.tensor(float("inf"), device=d.device)
+        if self.mining == "hard":
+            hp = torch.where(pos, d, -inf).amax(1)
+            hn = torch.where(neg, d, inf).amin(1)
+            valid = pos.any(1) & has_neg
+            return F.relu(self.margin + hp - hn)[valid].sum() / valid.sum().clamp_min(1)
+        # Each anchor's negative distances, sorted ascending; non-negatives pushed to +inf.
+        neg_sorted, _ = torch.sort(torch.where(neg, d, inf), dim=1)
+        num_neg = neg.sum(1, keepdim=True)
+        pairs = pos & has_neg[:, None]
+        if self.mining == "semihard":
+            # first negative strictly farther than d_ap (searchsorted with right=True)
+            idx = torch.searchsorted(neg_sorted.detach(), d.detach().contiguous(), right=True)
+            shared = _split_ties(neg_sorted)
+            outside = shared.gather(1, idx.clamp(max=n - 1))
+            farthest = shared.gather(1, (num_neg - 1).clamp_min(0)).expand(-1, n)
+            d_an = torch.where(idx < num_neg, outside, farthest)
+            loss = F.relu(self.margin + d - d_an)
+            return torch.where(pairs, loss, torch.zeros_like(loss)).sum() / pairs.sum().clamp_min(1)
+        # all triplets: sum_k relu(c - d_ak) over negatives below c = margin + d_ap, by prefix sums
+        c = (self.margin + d).contiguous()
+        finite = torch.where(torch.isinf(neg_sorted), torch.zeros_like(neg_sorted), neg_sorted)
+        prefix = torch.cat([torch.zeros(n, 1, device=d.device), finite.cumsum(1)], 1)
+        count = torch.minimum(torch.searchsorted(neg_sorted.detach(), c.detach(), right=False), num_neg.expand(-1, n))
+        per_pair = count * c - prefix.gather(1, count)
+        total = torch.where(pairs, per_pair, torch.zeros_like(per_pair)).sum()
+        return total / (pairs.sum(1) * num_neg.squeeze(1)).sum().clamp_min(1)
+
+
+class NPairsLoss(nn.Module):
+    """Multi-class N-pair loss (Sohn 2016) as in TF's ``npairs_loss`` and the original TCN code:
+    dot-product similarities of anchors to candidates, softmax cross-entropy toward the
+    candidates with the anchor's label (uniform over several), plus ``reg_lambda`` times a
+    quarter of the mean squared norms of anchors and candidates. No normalization.
+
+    Shapes: anchor (B, D), candidates (M, D) (positives, optionally followed by extra
+    negatives), anchor_labels (B,), candidate_labels (M,).
+    """
+
+    def __init__(self, reg_lambda: float = 0.002, gather: bool = True) -> None:
+        super().__init__()
+        self.reg_lambda, self.gather = reg_lambda, gather
+
+    def forward(self, anchor, candidates, anchor_labels, candidate_labels) -> torch.Tensor:
+        if self.gather:
+            anchor, candidates, anchor_labels, candidate_labels = _gather_rows(anchor, candidates, anchor_labels, candidate_labels)
+        anchor, candidates = _full(anchor), _full(candidates)
+        reg = 0.25 * self.reg_lambda * ((anchor**2).sum(1).mean() + (candidates**2).sum(1).mean())
+        logits = anchor @ candidates.T
+        target = (anchor_labels[:, None] == candidate_labels[None, :]).to(logits.dtype)
+        target = target / target.sum(1, keepdim=True).clamp_min(1.0)
+        xent = -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+        return xent + reg
+
+
+class InfoNCELoss(nn.Module):
+    """InfoNCE / NT-Xent (van den Oord et al. 2018; Chen et al. 2020): cross-entropy of each
+    anchor against all candidates, the candidates with its label being the positives.
+
+    ``normalize`` uses cosine similarity; ``temperature`` divides the logits; ``symmetric``
+    also scores candidates against anchors (paired rows, M == B) and averages both directions.
+    With ``exclusion_radius`` r >= 0 and per-row ``(episode, time)`` ids, candidates from the
+    anchor's episode within r frames that are not positives (temporal neighbours: neither
+    positive nor true negative) are masked with -inf before the log-softmax, which is safe in
+    bf16 and fp16, unlike a large finite constant.
+
+    Shapes: anchor (B, D), candidates (M, D), labels (B,) and (M,), ids (B, 2) and (M, 2).
+    """
+
+    def __init__(self, temperature: float = 0.1, normalize: bool = True, symmetric: bool = False,
+                 exclusion_radius: int = -1, gather: bool = True) -> None:
+        super().__init__()
+        self.temperature, self.normalize, self.symmetric = temperature, normalize, symmetric
+        self.exclusion_radius, self.gather = exclusion_radius, gather
+
+    def forward(self, anchor, candidates, anchor_labels, candidate_labels, anchor_ids=None, candidate_ids=None) -> torch.Tensor:
+        use_ids = self.exclusion_radius >= 0
+        if use_ids and (anchor_ids is None or candidate_ids is None):
+            raise ValueError("exclusion_radius needs anchor_ids and candidate_ids (episode, time)")
+        if self.gather:
+            anchor, candidates, anchor_labels, candidate_labels = _gather_rows(anchor, candidates, anchor_labels, candidate_labels)
+            if use_ids:
+                anchor_ids, candidate_ids = _gather_rows(anchor_ids, candidate_ids)
+        if self.normalize:
+            anchor, candidates = F.normalize(anchor, dim=1), F.normalize(candidates, dim=1)
+        logits = _full(anchor @ candidates.T) / self.temperature
+        pos = anchor_labels[:, None] == candidate_labels[None, :]
+        exclude = None
+        if use_ids:
+            same = anchor_ids[:, None, 0] == candidate_ids[None, :, 0]
+            exclude = same & ((anchor_ids[:, None, 1] - candidate_ids[None, :, 1]).abs() <= self.exclusion_radius) & ~pos
+        loss = self._direction(logits, pos, exclude)
+        if self.symmetric:
+            if logits.shape[0] != logits.shape[1]:
+                raise ValueError("symmetric InfoNCE needs as many candidates as anchors")
+            loss = 0.5 * (loss + self._direction(logits.T, pos.T, None if exclude is None else exclude.T))
+        return loss
+
+    @staticmethod
+    def _direction(logits: torch.Tensor, pos: torch.Tensor, exclude: torch.Tensor | None) -> torch.Tensor:
+        if exclude is not None:
+            logits = logits.masked_fill(exclude, float("-inf"))
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        has_pos = pos.any(1)
+        mean_pos = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1) / pos.sum(1).clamp_min(1)
+        return -mean_pos[has_pos].mean()
+
+
+class LiftedStructuredLoss(nn.Module):
+    """Lifted structured embedding loss (Oh Song et al. 2016), as TF's ``lifted_struct_loss``:
+    for each positive pair (i, j), ``J = log(sum_k exp(m - D_ik) + sum_l exp(m - D_jl)) + D_ij``
+    over the negatives k of i and l of j (Euclidean distances), and the loss is
+    ``1 / (2|P|) * sum over unordered positive pairs of max(J, 0)^2``, with log-sum-exp for stability.
+    """
+
+    def __init__(self, margin: float = 1.0, gather: bool = True) -> None:
+        super().__init__()
+        self.margin, self.gather = margin, gather
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.gather:
+            embeddings, labels = _gather_rows(embeddings, labels)
+        d = pairwise_distances(embeddings, squared=False)
+        n = len(labels)
+        same = labels[:, None] == labels[None, :]
+        pos = same & ~torch.eye(n, dtype=torch.bool, device=d.device)
+        row = torch.logsumexp((self.margin - d).masked_fill(same, float("-inf")), dim=1)  # -inf without negatives
+        j = torch.logaddexp(row[:, None], row[None, :]) + d
+        j = torch.where(pos & torch.isfinite(j), j, torch.zeros_like(j))
+        return 0.5 * (F.relu(j) ** 2).sum() / pos.sum().clamp_min(1)
+
+
+LOSSES = ("triplet", "npairs", "infonce", "lifted")

@@ -1,0 +1,228 @@
+"""Every loss against a naive loop-based reference written here: values and gradients."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tcn_robot.losses import InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
+
+torch.set_default_dtype(torch.float64)
+
+
+def dist(a, b, squared):
+    d2 = ((a - b) ** 2).sum()
+    return d2 if squared else torch.sqrt(d2 + 1e-16) if d2 <= 0 else torch.sqrt(d2)
+
+
+def naive_triplet(x, y, margin, mining, squared):
+    n = len(y)
+    losses, count = [], 0
+    negs = lambda i: [k for k in range(n) if y[k] != y[i]]
+    if mining == "hard":
+        for i in range(n):
+            ps = [j for j in range(n) if j != i and y[j] == y[i]]
+            if not ps or not negs(i):
+                continue
+            hp = torch.stack([dist(x[i], x[j], squared) for j in ps]).max()
+            hn = torch.stack([dist(x[i], x[k], squared) for k in negs(i)]).min()
+            losses.append(torch.relu(margin + hp - hn))
+        return torch.stack(losses).mean()
+    for i in range(n):
+        for j in range(n):
+            if i == j or y[i] != y[j] or not negs(i):
+                continue
+            dap = dist(x[i], x[j], squared)
+            dn = [dist(x[i], x[k], squared) for k in negs(i)]
+            if mining == "semihard":  # torch's full min/max share the gradient among ties, as TF does
+                farther = [v for v in dn if v > dap]
+                dan = torch.stack(farther).min() if farther else torch.stack(dn).max()
+                losses.append(torch.relu(margin + dap - dan))
+            else:
+                for v in dn:
+                    losses.append(torch.relu(margin + dap - v))
+    return torch.stack(losses).mean()
+
+
+def naive_npairs(a, c, ya, yc, reg):
+    total = 0
+    for i in range(len(a)):
+        logits = torch.stack([a[i] @ c[k] for k in range(len(c))])
+        pos = [k for k in range(len(c)) if yc[k] == ya[i]]
+        lse = torch.logsumexp(logits, 0)
+        total = total - sum(logits[k] - lse for k in pos) / len(pos)
+    l2 = 0.25 * reg * (sum((v**2).sum() for v in a) / len(a) + sum((v**2).sum() for v in c) / len(c))
+    return total / len(a) + l2
+
+
+def naive_infonce(a, c, ya, yc, t, ida=None, idc=None, radius=-1, symmetric=False):
+    def one(a, c, ya, yc, ida, idc):
+        a = a / a.norm(dim=1, keepdim=True)
+        c = c / c.norm(dim=1, keepdim=True)
+        losses = []
+        for i in range(len(a)):
+            keep = [k for k in range(len(c)) if yc[k] == ya[i] or radius < 0 or not (
+                ida[i][0] == idc[k][0] and abs(ida[i][1] - idc[k][1]) <= radius)]
+            logits = torch.stack([a[i] @ c[k] / t for k in keep])
+            lse = torch.logsumexp(logits, 0)
+            pos = [n for n, k in enumerate(keep) if yc[k] == ya[i]]
+            losses.append(-sum(logits[n] - lse for n in pos) / len(pos))
+        return torch.stack(losses).mean()
+
+    loss = one(a, c, ya, yc, ida, idc)
+    return 0.5 * (loss + one(c, a, yc, ya, idc, ida)) if symmetric else loss
+
+
+def naive_lifted(x, y, m):
+    n = len(y)
+    d = [[dist(x[i], x[j], False) for j in range(n)] for i in range(n)]
+    total, pairs = 0, 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            if y[i] != y[j]:
+                continue
+            pairs += 1
+            terms = [torch.exp(m - d[i][k]) for k in range(n) if y[k] != y[i]] + [torch.exp(m - d[j][k]) for k in range(n) if y[k] != y[j]]
+            jij = torch.log(sum(terms)) + d[i][j]
+            total = total + torch.relu(jij) ** 2
+    return total / (2 * pairs)
+
+
+def inputs(kind, n=12, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g)
+    if kind == "ties":
+        x[3] = x[0]
+        x[7] = x[5]
+        x[8] = x[2]
+    if kind == "equal":
+        x = torch.ones(n, d)
+    y = torch.arange(n) // 2
+    return x.requires_grad_(), y
+
+
+def check(fast_fn, naive_fn, x, *rest):
+    fast = fast_fn(x, *rest)
+    (gf,) = torch.autograd.grad(fast, x)
+    slow = naive_fn(x, *rest)
+    (gs,) = torch.autograd.grad(slow, x)
+    assert torch.allclose(fast, slow, atol=1e-9), (fast.item(), slow.item())
+    assert torch.isfinite(gf).all() and torch.allclose(gf, gs, atol=1e-7)
+
+
+KINDS = ["random", "ties", "equal"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mining", ["semihard", "hard", "all"])
+@pytest.mark.parametrize("squared", [True, False])
+def test_triplet_matches_naive(kind, mining, squared):
+    x, y = inputs(kind)
+    check(lambda x, y: TripletLoss(0.5, mining, squared)(x, y), lambda x, y: naive_triplet(x, y, 0.5, mining, squared), x, y)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_npairs_matches_naive(kind):
+    x, y = inputs(kind)
+    extra, _ = inputs("random", n=4, seed=1)
+    c = torch.cat([x[1::2], extra.detach()])
+    yc = torch.cat([y[1::2], torch.tensor([-1, -2, -3, -4])])
+    check(lambda a, ya: NPairsLoss(0.002)(a, c, ya, yc), lambda a, ya: naive_npairs(a, c, ya, yc, 0.002), x[::2].detach().requires_grad_(), y[::2])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("radius", [-1, 2])
+def test_infonce_matches_naive(kind, symmetric, radius):
+    x, y = inputs(kind, n=16)
+    a, c = x[::2].detach().requires_grad_(), x[1::2].detach()
+    ya, yc = y[::2], y[1::2]
+    ids = torch.stack([torch.arange(8) // 4, torch.arange(8) % 4], 1)  # two episodes of four time steps
+    check(lambda a: InfoNCELoss(0.2, symmetric=symmetric, exclusion_radius=radius)(a, c, ya, yc, ids, ids),
+          lambda a: naive_infonce(a, c, ya, yc, 0.2, ids.tolist(), ids.tolist(), radius, symmetric), a)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_lifted_matches_naive(kind):
+    x, y = inputs(kind)
+    check(lambda x, y: LiftedStructuredLoss(1.0)(x, y), lambda x, y: naive_lifted(x, y, 1.0), x, y)
+
+
+def test_infonce_masking_is_finite_in_bf16():
+    x, y = inputs("random", n=16)
+    a, c = x[::2].detach().bfloat16().requires_grad_(), x[1::2].detach().bfloat16()
+    ids = torch.stack([torch.zeros(8, dtype=torch.long), torch.arange(8)], 1)  # one episode: all but the positive excluded at r=7
+    loss = InfoNCELoss(0.1, exclusion_radius=7)(a, c, y[::2], y[1::2], ids, ids)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(a.grad.float()).all()
+
+
+def test_semihard_picks_the_closest_negative_strictly_farther_than_the_positive():
+    """1-D points: anchor 0 and positive 1 (label 0); negatives at 0.5, 2 and 3.
+    Squared distances from 1: 0.25, 1 (a tie with the positive: not farther), 4 -> picks 4.
+    From 0: 0.25, 4, 9 -> picks 4. Loss = mean(margin + 1 - 4) over the two pairs."""
+    x = torch.tensor([[0.0], [1.0], [0.5], [2.0], [3.0]])
+    y = torch.tensor([0, 0, 1, 2, 3])
+    assert TripletLoss(margin=5.0)(x, y).item() == pytest.approx(2.0)
+    # move the negatives inside the positive distance: none farther -> the farthest (easiest) one
+    x2 = torch.tensor([[0.0], [1.0], [0.5], [0.6], [0.4]])
+    # from anchor 0: d_ap = 1, negatives 0.25, 0.36, 0.16 -> 0.36; from 1: 0.25, 0.16, 0.36 -> 0.36
+    assert TripletLoss(margin=5.0)(x2, y).item() == pytest.approx(5.0 + 1.0 - 0.36)
+    assert TripletLoss(margin=5.0, mining="hard")(x2, y).item() == pytest.approx(5.0 + 1.0 - 0.16)
+
+
+# ----------------------------------------------------------------- DDP gathering
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _make(name):
+    return {
+        "triplet": lambda e, y: TripletLoss(0.5)(e, y),
+        "npairs": lambda e, y: NPairsLoss(0.002)(e[0::2], e[1::2], y[0::2], y[1::2]),
+        "infonce": lambda e, y: InfoNCELoss(0.2, symmetric=True)(e[0::2], e[1::2], y[0::2], y[1::2]),
+        "lifted": lambda e, y: LiftedStructuredLoss(1.0)(e, y),
+    }[name]
+
+
+def _rank(rank, world, port, x, y, out):
+    import torch.distributed as dist
+
+    torch.set_default_dtype(torch.float64)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        n = len(y) // world
+        for name in ("triplet", "npairs", "infonce", "lifted"):
+            local = x[rank * n : (rank + 1) * n].clone().requires_grad_()
+            loss = _make(name)(local, y[rank * n : (rank + 1) * n])
+            loss.backward()
+            out.put((name, rank, loss.item(), local.grad))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_process_gather_gives_the_one_process_loss_and_gradients():
+    x, _ = inputs("random", n=16)
+    x = x.detach()
+    y = torch.arange(16) // 2  # pairs (anchor, positive) stay within a rank's half
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_rank, args=(r, 2, port, x, y, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in range(8)]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    for name in ("triplet", "npairs", "infonce", "lifted"):
+        full = x.clone().requires_grad_()
+        loss = _make(name)(full, y)
+        loss.backward()
+        for _, rank, value, grad in (r for r in results if r[0] == name):
+            assert value == pytest.approx(loss.item(), abs=1e-10), name
+            assert torch.allclose(grad, full.grad[rank * 8 : (rank + 1) * 8], atol=1e-10), name
