@@ -63,6 +63,23 @@ def _inspect(args: argparse.Namespace) -> int:
     return 1 if args.strict and s["bad_episodes"] else 0
 
 
+def _train_tcn(args: argparse.Namespace) -> None:
+    from .train.tcn import train_tcn
+
+    cfg = load_config(args.config, _flags(args, {"mode": "tcn.mode", "loss": "tcn.loss", "steps": "train.steps", "device": "train.device"}))
+    m = train_tcn(cfg, args.data, args.out, resume=args.resume)
+    val = f", validation alignment error {m['val']['alignment_error']:.3f} (best {m['best_val']:.3f})" if m.get("val") else ""
+    print(f"train-tcn: {m['steps']} steps, loss {m['train_loss_first']:.4f} -> {m['train_loss_final']:.4f}{val}, "
+          f"{m['frames_per_second']:.0f} frames/s on {m['device']}; wrote {args.out}")
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from .train.embed import embed_dataset
+
+    n = embed_dataset(args.checkpoint, args.data, args.out, device=args.device)
+    print(f"embed: {n} episodes -> {args.out}")
+
+
 def _train_rl(args: argparse.Namespace) -> None:
     from .rl import train_rl
 
@@ -117,6 +134,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decode", action="store_true", help="also decode every frame (slow; finds damage the headers hide)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_inspect, overrides=[])
+
+    p = sub.add_parser("train-tcn", help="train a TCN embedding on a recorded dataset",
+                       description="Train a Time-Contrastive Network on multi-view episodes; works under torchrun for DDP.")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (tcn-robot record or import-videos)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--mode", choices=["multiview", "singleview"], help="tcn.mode")
+    p.add_argument("--loss", choices=["triplet", "npairs", "infonce", "lifted"], help="tcn.loss")
+    p.add_argument("--steps", type=int, help="train.steps")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="train.device")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    _add_common(p)
+    p.set_defaults(func=_train_tcn)
+
+    p = sub.add_parser("embed", help="write per-episode, per-view embeddings of a dataset",
+                       description="Embed every frame of every view of a dataset with a checkpoint; writes an npz of (V, T, D) arrays keyed by episode.")
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="output .npz file")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(func=_embed, overrides=[])
 
     p = sub.add_parser("train-rl", help="train a policy (stable-baselines3) on the pouring task",
                        description="Train a stable-baselines3 policy on the pouring task; flags override rl.* config keys.")

@@ -13,8 +13,11 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import UserError
+from .data.augment import AugmentConfig
 from .envs.config import PourConfig, _check
 from .io import atomic_write_text
+from .models import ModelConfig
+from .train.engine import TrainConfig
 
 DEFAULT_CONFIG = "quickstart.yaml"
 
@@ -37,6 +40,26 @@ class RecordSection:
     seed: int = 0
     demonstrators: str = "human=0.5,robot=0.25,random=0.25"  # proportions of each demonstrator
     workers: int = 1
+
+
+@dataclass
+class TCNSection:
+    """``tcn.*``: the TCN objective and its batches."""
+
+    mode: str = "multiview"  # multiview | singleview
+    loss: str = "triplet"  # triplet | npairs | infonce | lifted
+    sequences_per_batch: int = 4
+    frames_per_sequence: int = 16
+    margin: float = 0.2  # triplet margin (squared distances of L2-normalized embeddings)
+    mining: str = "semihard"  # semihard | hard | all
+    reg_lambda: float = 0.002  # npairs
+    temperature: float = 0.1  # infonce
+    symmetric: bool = True  # infonce: both directions
+    exclusion_radius: int = -1  # infonce: frames of the anchor's episode this close are not negatives (-1: off)
+    lifted_margin: float = 1.0
+    pos_radius: int = 6  # singleview
+    neg_radius: int = 12  # singleview
+    val_episodes: int = 2  # the last episodes of the dataset, held out for validation
 
 
 @dataclass
@@ -87,6 +110,10 @@ class Config:
     env: PourConfig = field(default_factory=PourConfig)
     pipeline: PipelineSection = field(default_factory=PipelineSection)
     record: RecordSection = field(default_factory=RecordSection)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tcn: TCNSection = field(default_factory=TCNSection)
     rl: RLSection = field(default_factory=RLSection)
 
 

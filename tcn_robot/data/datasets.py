@@ -83,7 +83,8 @@ class SingleViewTCNBatches(_Batches):
     a positive within ``pos_radius`` frames of the anchor (not the anchor itself) and a negative
     at least ``neg_radius`` frames away.
 
-    Yields: anchor, positive, negative (B, H, W, 3) uint8; episode, time (B,) int64.
+    Yields: anchor, positive, negative (B, H, W, 3) uint8; episode, time, time_positive,
+    time_negative (B,) int64.
     """
 
     def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, pos_radius: int, neg_radius: int,
@@ -99,7 +100,7 @@ class SingleViewTCNBatches(_Batches):
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         eps = rng.choice(self.episodes, self.sequences, replace=len(self.episodes) < self.sequences)
-        out = {k: [] for k in ("anchor", "positive", "negative", "episode", "time")}
+        out = {k: [] for k in ("anchor", "positive", "negative", "episode", "time", "time_positive", "time_negative")}
         for e in eps:
             arr = self.cache.arrays[e]
             n = arr.shape[0]
@@ -117,6 +118,8 @@ class SingleViewTCNBatches(_Batches):
             out["negative"].append(arr[tn, v])
             out["episode"].append(np.full(len(t), e))
             out["time"].append(t)
+            out["time_positive"].append(tp)
+            out["time_negative"].append(tn)
         return {k: torch.from_numpy(np.concatenate(v)) for k, v in out.items()}
 
 

@@ -1,0 +1,50 @@
+"""Checkpoints: model weights, its architecture, the resolved run config, the optimizer and the
+random states; written atomically. ``load_embedder`` rebuilds the network from a checkpoint alone.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import UserError
+from .models import EmbeddingNet, ModelConfig
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
+        raise UserError(f"{path}: not a tcn-robot checkpoint (no model weights and architecture)")
+    return state
+
+
+def model_state(model: torch.nn.Module, model_cfg: ModelConfig) -> dict:
+    """The parts of a checkpoint that ``load_embedder`` needs."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)  # torch.compile wrapper
+    return {"model": inner.state_dict(), "model_config": asdict(model_cfg)}
+
+
+def load_embedder(path: str | Path, device: str | torch.device = "cpu") -> EmbeddingNet:
+    """The embedding network of a checkpoint, in eval mode on ``device``."""
+    state = load_checkpoint(path)
+    cfg = ModelConfig(**{**state["model_config"], "pretrained": ""})
+    net = EmbeddingNet(cfg)
+    net.load_state_dict(state["model"])
+    return net.to(device).eval()

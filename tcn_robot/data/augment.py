@@ -1,0 +1,34 @@
+"""Batched augmentation on the training device (kornia): random resized crop and colour jitter.
+
+Applied to [0, 1] images (B, 3, S, S) between ``EmbeddingNet.to_unit`` and ``normalize``; every
+image of a batch gets its own random parameters, drawn from torch's global generator (so a
+checkpoint that saves torch's RNG state resumes the same augmentations).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import kornia.augmentation as K
+from torch import nn
+
+
+@dataclass
+class AugmentConfig:
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.7, 1.0)
+    crop_ratio: tuple[float, float] = (0.85, 1.15)
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.3
+    hue: float = 0.03
+    jitter_prob: float = 0.8
+
+
+def build_augment(cfg: AugmentConfig, size: int) -> nn.Module:
+    """The augmentation module, or the identity when disabled."""
+    if not cfg.enabled:
+        return nn.Identity()
+    return nn.Sequential(
+        K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)),
+        K.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, p=cfg.jitter_prob),
+    )

@@ -1,0 +1,1 @@
+"""Embedding evaluation the way the TCN paper does it."""

@@ -1,0 +1,190 @@
+"""Encoders and the TCN embedding head (Sermanet et al. 2017, Sec. IV).
+
+The paper's network: an ImageNet Inception-v3 trunk to Mixed_5d, two 3x3 convolutions with batch
+norm and ReLU, a spatial softmax (expected 2-D position per channel), a fully connected layer and
+a 32-d embedding. Here the trunk is either a small CNN that trains usefully on a CPU at 64-128 px
+or a ResNet-18 (He et al. 2016) whose parameter names follow torchvision's, so its ImageNet
+weights load from a local file the user names (never from the network).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import UserError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of an embedding network (saved in every checkpoint)."""
+
+    encoder: str = "small"  # small | resnet18
+    image_size: int = 64  # frames are resized to this before the encoder
+    width: int = 32  # channels of the small CNN's first layer
+    head_channels: int = 64  # channels of the head's two convolutions (keypoints = this many)
+    hidden: int = 256  # width of the fully connected layer
+    embedding_dim: int = 32
+    normalize: bool = True  # L2-normalize the embedding
+    pretrained: str = ""  # local path of torchvision-format ResNet-18 weights, loaded at construction
+
+
+def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SmallCNN(nn.Module):
+    """Five 3x3 conv-BN-ReLU layers, stride 8 in all: (B, 3, S, S) -> (B, 4w, S/8, S/8)."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.layers = nn.Sequential(conv_bn(3, w, 2), conv_bn(w, w), conv_bn(w, 2 * w, 2), conv_bn(2 * w, 2 * w), conv_bn(2 * w, 4 * w, 2))
+        self.out_channels = 4 * w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(out)) + identity, inplace=True)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 to ``layer3`` (stride 16, 256 channels), named as torchvision's ``resnet18``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = nn.Sequential(BasicBlock(64, 64), BasicBlock(64, 64))
+        self.layer2 = nn.Sequential(BasicBlock(64, 128, 2), BasicBlock(128, 128))
+        self.layer3 = nn.Sequential(BasicBlock(128, 256, 2), BasicBlock(256, 256))
+        self.out_channels = 256
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x)), inplace=True))
+        return self.layer3(self.layer2(self.layer1(x)))
+
+    def load_pretrained(self, path: str | Path) -> None:
+        """Load torchvision-format weights from ``path`` (layers past layer3 and fc are ignored)."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"{path}: pretrained weights file not found")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"{path}: not a torch state dict ({type(e).__name__}: {e})") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        own = self.state_dict()
+        keep = {k: v for k, v in state.items() if k in own}
+        missing = [k for k in own if k not in keep]
+        if missing or any(keep[k].shape != own[k].shape for k in keep):
+            raise UserError(f"{path}: not ResNet-18 weights in torchvision's layout (missing {missing[:3]}...)")
+        self.load_state_dict(keep)
+
+
+class SpatialSoftArgmax(nn.Module):
+    """Expected 2-D image position of each channel under a spatial softmax (Levine et al. 2016;
+    the TCN head): (B, C, H, W) -> (B, 2C) as (x, y) pairs in [-1, 1]. The softmax temperature
+    is learned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        attn = F.softmax(x.float().flatten(2) / self.log_temperature.exp(), dim=-1).view(b, c, h, w)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device)
+        ex = (attn.sum(2) * xs).sum(-1)
+        ey = (attn.sum(3) * ys).sum(-1)
+        return torch.stack([ex, ey], -1).flatten(1)
+
+
+class TCNHead(nn.Module):
+    """Two 3x3 conv-BN-ReLU, spatial soft-argmax, FC-ReLU, FC to the embedding."""
+
+    def __init__(self, cin: int, channels: int, hidden: int, dim: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(conv_bn(cin, channels), conv_bn(channels, channels))
+        self.keypoints = SpatialSoftArgmax()
+        self.fc = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.keypoints(self.convs(features)))
+
+
+class EmbeddingNet(nn.Module):
+    """Images -> embeddings. ``forward`` takes preprocessed float images (B, 3, S, S);
+    ``embed`` takes raw uint8 frames (B, H, W, 3) and applies exactly the training preprocessing."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.encoder == "small":
+            self.encoder = SmallCNN(cfg.width)
+        elif cfg.encoder == "resnet18":
+            self.encoder = ResNet18()
+            if cfg.pretrained:
+                self.encoder.load_pretrained(cfg.pretrained)
+        else:
+            raise UserError(f"model.encoder must be 'small' or 'resnet18', got {cfg.encoder!r}")
+        self.head = TCNHead(self.encoder.out_channels, cfg.head_channels, cfg.hidden, cfg.embedding_dim)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        z = self.head(self.encoder(images))
+        return F.normalize(z.float(), dim=1) if self.cfg.normalize else z.float()
+
+    def to_unit(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) on any device -> float (B, 3, S, S) in [0, 1] on the model's device."""
+        x = frames.to(self.mean.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        s = self.cfg.image_size
+        if x.shape[-2:] != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> the encoder's input (ImageNet statistics, channels-last)."""
+        return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
+        """The evaluation preprocessing: ``normalize(to_unit(frames))`` (training adds augmentation between)."""
+        return self.normalize(self.to_unit(frames))
+
+    @torch.no_grad()
+    def embed(self, frames, batch_size: int = 256) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) (numpy or tensor) -> embeddings (N, D) float32 on the CPU,
+        in eval mode, in batches."""
+        was_training = self.training
+        self.eval()
+        frames = torch.from_numpy(np.array(frames)) if isinstance(frames, np.ndarray) else torch.as_tensor(frames)
+        out = [self(self.preprocess(frames[i : i + batch_size])).cpu() for i in range(0, len(frames), batch_size)]
+        self.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0, self.cfg.embedding_dim)

@@ -1,0 +1,223 @@
+"""One training loop for every method (TCN now, the pretext trainers later).
+
+A method supplies ``loss(embed, batch) -> (loss, logs)`` where ``embed`` maps uint8 frames
+(N, H, W, 3) to embeddings through augmentation and the network; a batch source supplies
+``sample(rng) -> batch``. The engine owns the rest: device choice, bf16 autocast on CUDA,
+channels-last, optional ``torch.compile``, DDP under ``torchrun``, gradient clipping, atomic
+checkpoints with every random state (``--resume`` continues exactly where the run stopped),
+NaN/inf detection, TensorBoard scalars, a progress bar, and periodic validation that keeps the
+best checkpoint.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .. import UserError, distributed
+from ..checkpoint import load_checkpoint, model_state, save_checkpoint
+from ..data.augment import AugmentConfig, build_augment
+from ..io import write_json
+from ..models import EmbeddingNet
+
+
+@dataclass
+class TrainConfig:
+    """The engine's settings (``train.*`` in a config)."""
+
+    steps: int = 1500
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
+    compile: bool = False
+    checkpoint_every: int = 250
+    val_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UserError(f"device must be auto, cpu, cuda or mps; got {name!r}")
+    return torch.device(name)
+
+
+class Engine:
+    """Trains ``model`` with ``method`` on batches from ``source`` into ``run``.
+
+    Args:
+        run: the run folder (checkpoints/, tb/, metrics.json).
+        cfg: engine settings.
+        model: the embedding network (on the CPU; moved here).
+        method: object with ``loss(embed, batch)``.
+        source: object with ``sample(rng)``.
+        augment: augmentation settings (applied on the device).
+        validate: optional ``fn(model) -> dict`` of figures; ``val_key`` (lower is better) picks the best checkpoint.
+        extra: stored in every checkpoint (the resolved config, for example).
+    """
+
+    def __init__(self, run: Path, cfg: TrainConfig, model: EmbeddingNet, method, source, augment: AugmentConfig,
+                 validate: Callable[[EmbeddingNet], dict] | None = None, val_key: str = "alignment_error",
+                 extra: dict | None = None) -> None:
+        self.run, self.cfg, self.method, self.source = Path(run), cfg, method, source
+        self.validate_fn, self.val_key, self.extra = validate, val_key, extra or {}
+        self.device = pick_device(cfg.device)
+        distributed.init_from_env(self.device)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.net = model.to(self.device).to(memory_format=torch.channels_last)
+        self.augment = build_augment(augment, model.cfg.image_size).to(self.device)
+        self.model: nn.Module = self.net
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        if cfg.compile:
+            self.model = torch.compile(self.model)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng([cfg.seed, self.rank])
+        self.step, self.best, self.history, self.val_log = 0, math.inf, [], []
+        self.ckpt = self.run / "checkpoints"
+
+    # ----------------------------------------------------------------- state
+    def _state(self) -> dict:
+        return {
+            **model_state(self.net, self.net.cfg),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "val_log": self.val_log,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy_rng": self.rng.bit_generator.state,
+            **self.extra,
+        }
+
+    def _restore(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step, self.best, self.history, self.val_log = state["step"], state["best"], state["history"], state["val_log"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        rng_state = state["numpy_rng"]
+        if self.rank != 0:  # every rank saved the same file: rank 0's; re-derive the others
+            self.rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
+        else:
+            self.rng.bit_generator.state = rng_state
+
+    def _save(self, name: str) -> None:
+        if distributed.is_main():
+            save_checkpoint(self.ckpt / name, self._state())
+
+    # ----------------------------------------------------------------- loop
+    def embed(self, frames: torch.Tensor) -> torch.Tensor:
+        """Training-time embedding of uint8 frames: augment on the device, then the network."""
+        x = self.net.normalize(self.augment(self.net.to_unit(frames)))
+        return self.model(x)
+
+    def fit(self, steps: int | None = None, resume: bool = False) -> dict:
+        """Train until ``steps`` (default ``cfg.steps``); returns the final metrics."""
+        total = steps if steps is not None else self.cfg.steps
+        last = self.ckpt / "last.pt"
+        if resume:
+            self._restore(last)
+        else:
+            torch.manual_seed(self.cfg.seed + self.rank)
+        writer = None
+        if distributed.is_main():
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.run / "tb"))
+        amp = self.cfg.amp and self.device.type == "cuda"
+        bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not distributed.is_main(), mininterval=1.0)
+        started, frames_seen, recent = time.perf_counter(), 0, []
+        self.model.train()
+        try:
+            while self.step < total:
+                batch = self.source.sample(self.rng)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss, logs = self.method.loss(self.embed, batch)
+                value = loss.item()
+                if not math.isfinite(value):
+                    good = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
+                    raise UserError(f"loss became {value} at step {self.step + 1}; training stopped ({good}). "
+                                    "Lower train.lr or check the data.")
+                self.optimizer.zero_grad(set_to_none=True)
+                (loss * self.world).backward()  # the losses gather: DDP's mean over ranks then gives the global gradient
+                grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+                self.optimizer.step()
+                self.step += 1
+                frames_seen += logs.get("frames", 0) * self.world
+                recent = (recent + [value])[-20:]
+                self.history.append(value)
+                fps = frames_seen / (time.perf_counter() - started)
+                bar.update(1)
+                if self.step % self.cfg.log_every == 0 or self.step == total:
+                    bar.set_postfix(loss=f"{np.mean(recent):.4f}", frames_per_s=f"{fps:.0f}")
+                    if writer:
+                        writer.add_scalar("train/loss", value, self.step)
+                        writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
+                        writer.add_scalar("train/frames_per_s", fps, self.step)
+                        for k, v in logs.items():
+                            writer.add_scalar(f"train/{k}", v, self.step)
+                if self.validate_fn and (self.step % self.cfg.val_every == 0 or self.step == total):
+                    self._validate(writer)
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == total:
+                    self._save("last.pt")
+                    distributed.barrier()
+        finally:
+            bar.close()
+            if writer:
+                writer.close()
+        wall = time.perf_counter() - started
+        metrics = {
+            "steps": self.step,
+            "device": str(self.device),
+            "world_size": self.world,
+            "train_loss_final": float(np.mean(self.history[-20:])) if self.history else None,
+            "train_loss_first": float(np.mean(self.history[:20])) if self.history else None,
+            "frames_per_second": frames_seen / wall if wall > 0 else 0.0,
+            "wall_seconds": wall,
+            "best_val": self.best if math.isfinite(self.best) else None,
+            "val": self.val_log[-1] if self.val_log else None,
+        }
+        if distributed.is_main():
+            write_json(self.run / "metrics.json", metrics)
+        return metrics
+
+    def _validate(self, writer) -> None:
+        if not distributed.is_main():
+            distributed.barrier()
+            return
+        self.net.eval()
+        figures = self.validate_fn(self.net)
+        self.net.train()
+        figures["step"] = self.step
+        self.val_log.append(figures)
+        if writer:
+            for k, v in figures.items():
+                if k != "step":
+                    writer.add_scalar(f"val/{k}", v, self.step)
+        if figures[self.val_key] < self.best:
+            self.best = figures[self.val_key]
+            self._save("best.pt")
+        distributed.barrier()

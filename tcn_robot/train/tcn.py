@@ -1,0 +1,134 @@
+"""``tcn-robot train-tcn``: Time-Contrastive Networks (Sermanet et al. 2017).
+
+Multi-view TCN (the paper's default): the anchor and the positive are the same instant seen
+from two cameras; every other instant of the batch is a negative. Single-view TCN: the positive
+is a frame within ``pos_radius`` of the anchor in the same video, the explicit negative one at
+least ``neg_radius`` away. Losses: triplet (semi-hard mining by default), npairs, InfoNCE,
+lifted structured (``losses.py``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import UserError, distributed
+from ..config import Config, TCNSection, save_config, to_yaml
+from ..data.cache import FrameCache
+from ..data.datasets import MultiViewTCNBatches, SingleViewTCNBatches
+from ..data.episodes import Dataset
+from ..evaluate.metrics import mean_alignment_error
+from ..losses import LOSSES, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
+from ..models import EmbeddingNet
+from .engine import Engine
+
+
+class TCNMethod:
+    """Batch -> loss for multi-view or single-view TCN with any of the four losses."""
+
+    def __init__(self, cfg: TCNSection) -> None:
+        if cfg.mode not in ("multiview", "singleview"):
+            raise UserError(f"tcn.mode must be multiview or singleview, got {cfg.mode!r}")
+        if cfg.loss not in LOSSES:
+            raise UserError(f"tcn.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+        self.cfg = cfg
+        self.fn = {
+            "triplet": TripletLoss(cfg.margin, cfg.mining),
+            "npairs": NPairsLoss(cfg.reg_lambda),
+            "infonce": InfoNCELoss(cfg.temperature, symmetric=cfg.symmetric and cfg.mode == "multiview",
+                                   exclusion_radius=cfg.exclusion_radius),
+            "lifted": LiftedStructuredLoss(cfg.lifted_margin),
+        }[cfg.loss]
+
+    def loss(self, embed, batch: dict) -> tuple[torch.Tensor, dict]:
+        multi = self.cfg.mode == "multiview"
+        keys = ("anchor", "positive") if multi else ("anchor", "positive", "negative")
+        frames = torch.cat([batch[k] for k in keys])
+        z = embed(frames)
+        b = len(batch["anchor"])
+        anchor, cand = z[:b], z[b:]
+        # labels unique across ranks: this rank's rows are offset by rank * b
+        label = torch.arange(b, device=z.device) + distributed.rank() * b
+        ep = batch["episode"].to(z.device)
+        t = batch["time"].to(z.device)
+        if multi:
+            cand_label, cand_t = label, t
+            cand_ep = ep
+        else:
+            cand_label = torch.cat([label, -1 - label])  # the explicit negatives match no anchor
+            cand_t = torch.cat([batch["time_positive"], batch["time_negative"]]).to(z.device)
+            cand_ep = torch.cat([ep, ep])
+        if self.cfg.loss in ("triplet", "lifted"):
+            value = self.fn(torch.cat([anchor, cand]), torch.cat([label, cand_label]))
+        elif self.cfg.loss == "npairs":
+            value = self.fn(anchor, cand, label, cand_label)
+        else:
+            value = self.fn(anchor, cand, label, cand_label, torch.stack([ep, t], 1), torch.stack([cand_ep, cand_t], 1))
+        return value, {"frames": len(frames)}
+
+
+def split_episodes(cache: FrameCache, val_episodes: int) -> tuple[list[int], list[int]]:
+    n = len(cache)
+    if val_episodes < 0 or val_episodes >= n:
+        raise UserError(f"tcn.val_episodes={val_episodes} leaves no training episode out of {n}")
+    return list(range(n - val_episodes)), list(range(n - val_episodes, n))
+
+
+class _Subset:
+    """The frame cache restricted to some episodes (what the batch sources index)."""
+
+    def __init__(self, cache: FrameCache, index: list[int]) -> None:
+        self.arrays = [cache.arrays[i] for i in index]
+        self.episodes = [cache.episodes[i] for i in index]
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+
+def embed_episode(net: EmbeddingNet, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(T, V, H, W, 3) uint8 -> (V, T, D) embeddings."""
+    t, v = frames.shape[:2]
+    z = net.embed(np.ascontiguousarray(frames.reshape(t * v, *frames.shape[2:])), batch_size)
+    return z.view(t, v, -1).transpose(0, 1).numpy()
+
+
+def make_source(cfg: TCNSection, data: _Subset, seed: int):
+    rank, world = distributed.rank(), distributed.world_size()
+    if cfg.mode == "multiview":
+        return MultiViewTCNBatches(data, cfg.sequences_per_batch, cfg.frames_per_sequence, seed, rank, world)
+    return SingleViewTCNBatches(data, cfg.sequences_per_batch, cfg.frames_per_sequence, cfg.pos_radius, cfg.neg_radius, seed, rank, world)
+
+
+def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = False) -> dict:
+    """Train a TCN on the dataset ``data`` into the run folder ``out``; returns the final metrics."""
+    out = Path(out)
+    last = out / "checkpoints" / "last.pt"
+    if last.exists() and not resume:
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if resume and not last.exists():
+        raise UserError(f"--resume: no checkpoint at {last}")
+    cache = FrameCache(Dataset.open(data), progress=distributed.is_main())
+    train_idx, val_idx = split_episodes(cache, cfg.tcn.val_episodes)
+    train_data = _Subset(cache, train_idx)
+    method = TCNMethod(cfg.tcn)
+    torch.manual_seed(cfg.train.seed)
+    net = EmbeddingNet(cfg.model)
+
+    def validate(model: EmbeddingNet) -> dict:
+        return {"alignment_error": mean_alignment_error([embed_episode(model, cache.arrays[i]) for i in val_idx])}
+
+    multiview_val = bool(val_idx) and all(cache.arrays[i].shape[1] > 1 for i in val_idx)
+
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out)
+    engine = Engine(out, cfg.train, net, method, make_source(cfg.tcn, train_data, cfg.train.seed), cfg.augment,
+                    validate if multiview_val else None, extra={"config": to_yaml(cfg), "data": str(Path(data).resolve())})
+    metrics = engine.fit(resume=resume)
+    metrics.update(mode=cfg.tcn.mode, loss=cfg.tcn.loss, train_episodes=len(train_idx), val_episodes=len(val_idx))
+    if distributed.is_main():
+        from ..io import write_json
+
+        write_json(out / "metrics.json", metrics)
+    return metrics

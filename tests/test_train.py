@@ -1,0 +1,113 @@
+"""The TCN training engine: learning, exact resume, NaN handling, embed, DDP under torchrun."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tcn_robot import UserError
+from tcn_robot.checkpoint import load_checkpoint, load_embedder
+from tcn_robot.cli import main
+from tcn_robot.config import load_config
+from tcn_robot.data.cache import FrameCache
+from tcn_robot.data.episodes import Dataset
+from tcn_robot.data.record import record_dataset
+from tcn_robot.envs import make_pour_config
+from tcn_robot.evaluate.metrics import mean_alignment_error
+from tcn_robot.models import EmbeddingNet
+from tcn_robot.train.tcn import embed_episode, train_tcn
+
+FAST = ["model.image_size=32", "model.width=16", "model.head_channels=32", "model.hidden=64",
+        "tcn.sequences_per_batch=3", "tcn.frames_per_sequence=8", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """8 short episodes (2 views, 32 px); the last 2 are validation."""
+    root = tmp_path_factory.mktemp("tcn_data")
+    record_dataset(make_pour_config(episode_steps=40, num_particles=20), root, 8, 2, 32, 0, "human=0.5,robot=0.25,random=0.25")
+    return root
+
+
+def cfg(*extra):
+    return load_config(None, FAST + list(extra))
+
+
+def test_training_lowers_the_loss_and_the_alignment_error_below_random_init(dataset, tmp_path):
+    c = cfg("train.steps=300", "train.val_every=300", "train.checkpoint_every=300", "train.lr=1e-3")
+    cache = FrameCache(Dataset.open(dataset), progress=False)
+    val = [cache.arrays[i] for i in (6, 7)]
+    random_errors = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        random_errors.append(mean_alignment_error([embed_episode(EmbeddingNet(c.model), a) for a in val]))
+    m = train_tcn(c, dataset, tmp_path / "run")
+    assert m["train_loss_final"] < m["train_loss_first"]
+    trained = mean_alignment_error([embed_episode(load_embedder(tmp_path / "run/checkpoints/last.pt"), a) for a in val])
+    assert trained == pytest.approx(m["val"]["alignment_error"])
+    assert trained < min(random_errors), (trained, random_errors)
+
+
+@pytest.mark.parametrize("mode, loss", [("multiview", "triplet"), ("multiview", "npairs"), ("multiview", "infonce"),
+                                        ("multiview", "lifted"), ("singleview", "triplet"), ("singleview", "infonce")])
+def test_resume_continues_exactly_where_the_run_stopped(dataset, tmp_path, mode, loss):
+    extra = [f"tcn.mode={mode}", f"tcn.loss={loss}", "tcn.pos_radius=2", "tcn.neg_radius=5", "tcn.exclusion_radius=1",
+             "train.checkpoint_every=3", "train.val_every=3"]
+    whole = train_tcn(cfg("train.steps=6", *extra), dataset, tmp_path / "whole")
+    train_tcn(cfg("train.steps=3", *extra), dataset, tmp_path / "split")
+    resumed = train_tcn(cfg("train.steps=6", *extra), dataset, tmp_path / "split", resume=True)
+    a = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
+    b = load_checkpoint(tmp_path / "split/checkpoints/last.pt")
+    assert a["history"] == b["history"] and len(a["history"]) == 6
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert whole["val"] == resumed["val"]
+
+
+def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    c = cfg("train.steps=4", "train.checkpoint_every=2", "train.val_every=100")
+    train_tcn(cfg("train.steps=2", "train.checkpoint_every=2", "train.val_every=100"), dataset, tmp_path)
+    good = (tmp_path / "checkpoints/last.pt").read_bytes()
+    from tcn_robot.train import tcn
+
+    real = tcn.TCNMethod.loss
+    monkeypatch.setattr(tcn.TCNMethod, "loss", lambda self, embed, batch: (real(self, embed, batch)[0] * float("nan"), {}))
+    with pytest.raises(UserError, match=r"loss became nan at step 3.*last good checkpoint .*last.pt is intact"):
+        train_tcn(c, dataset, tmp_path, resume=True)
+    assert (tmp_path / "checkpoints/last.pt").read_bytes() == good
+
+
+def test_refuses_to_overwrite_a_run_and_resume_needs_one(dataset, tmp_path):
+    train_tcn(cfg("train.steps=1", "train.val_every=100"), dataset, tmp_path)
+    with pytest.raises(UserError, match="already holds a run"):
+        train_tcn(cfg("train.steps=1"), dataset, tmp_path)
+    with pytest.raises(UserError, match="no checkpoint"):
+        train_tcn(cfg("train.steps=1"), dataset, tmp_path / "empty", resume=True)
+
+
+def test_embed_writes_every_episode_and_view(dataset, tmp_path):
+    train_tcn(cfg("train.steps=2", "train.val_every=100"), dataset, tmp_path / "run")
+    ckpt = tmp_path / "run/checkpoints/last.pt"
+    assert main(["embed", "--checkpoint", str(ckpt), "--data", str(dataset), "--out", str(tmp_path / "e.npz"), "--device", "cpu"]) == 0
+    z = np.load(tmp_path / "e.npz")
+    assert sorted(z.files) == [f"ep{i:05d}" for i in range(8)]
+    assert z["ep00003"].shape == (2, 41, 32)
+    net = load_embedder(ckpt)
+    frames = FrameCache(Dataset.open(dataset), progress=False).arrays[3]
+    direct = net.embed(frames[:, 1]).numpy()
+    assert np.allclose(z["ep00003"][1], direct, atol=1e-5)
+    assert np.allclose(np.linalg.norm(direct, axis=1), 1.0, atol=1e-5)
+
+
+def test_torchrun_two_processes_train_with_ddp_and_write_one_checkpoint(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "tcn_robot.cli", "train-tcn", "--data", str(dataset), "--out", str(out), "--steps", "3", "--device", "cpu",
+           *FAST, "train.val_every=3", "train.checkpoint_every=3"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["steps"] == 3
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
