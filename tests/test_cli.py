@@ -19,9 +19,14 @@ def test_console_script_help_lists_the_stages():
     assert "pipeline" in out
 
 
-def test_pipeline_writes_config_video_and_metrics(tmp_path):
+TINY_PIPELINE = ["env.episode_steps=25", "env.num_particles=12", "pipeline.video_size=48", "record.episodes=4",
+                 "record.image_size=32", "model.image_size=32", "model.width=8", "train.steps=4", "train.val_every=2",
+                 "train.checkpoint_every=2", "tcn.val_episodes=1", "tcn.frames_per_sequence=4", "tcn.sequences_per_batch=2"]
+
+
+def test_pipeline_writes_every_stage_and_resumes(tmp_path):
     out = tmp_path / "run"
-    rc = main(["pipeline", "--out", str(out), "env.episode_steps=25", "pipeline.video_size=48"])
+    rc = main(["pipeline", "--out", str(out), *TINY_PIPELINE])
     assert rc == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["env"]["episode_steps"] == 25 and saved["pipeline"]["video_size"] == 48
@@ -29,6 +34,13 @@ def test_pipeline_writes_config_video_and_metrics(tmp_path):
     frames = read_video(out / "demo" / "multiview.mp4")
     assert frames.shape == (26, 48, 48 * 3, 3) == (metrics["frames"], 48, 48 * metrics["views"], 3)
     assert 0.0 <= metrics["fraction_in_bowl"] <= 1.0
+    stages = json.loads((out / "metrics.json").read_text())
+    assert stages["record"]["episodes"] == 4 and stages["train_tcn"]["steps"] == 4
+    assert (out / "tcn" / "checkpoints" / "best.pt").exists()
+    ckpt = (out / "tcn" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    assert main(["pipeline", "--out", str(out), *TINY_PIPELINE]) == 0  # finished stages are kept
+    assert (out / "tcn" / "checkpoints" / "last.pt").stat().st_mtime_ns == ckpt
+    assert json.loads((out / "metrics.json").read_text())["record"]["recorded_now"] == 0
 
 
 @pytest.mark.parametrize(
