@@ -73,6 +73,17 @@ def _train_tcn(args: argparse.Namespace) -> None:
           f"{m['frames_per_second']:.0f} frames/s on {m['device']}; wrote {args.out}")
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate.run import evaluate
+
+    overrides = (["evaluate.demo=" + str(args.demo)] if args.demo else []) + list(args.overrides)
+    results = evaluate(load_config(args.config, overrides), args.data, args.out, args.checkpoint, args.baseline)
+    for name, m in results.items():
+        print(f"evaluate: {name}: alignment error {m.get('alignment_error', float('nan')):.3f}, classification error "
+              f"{m.get('classification_error_same_view', float('nan')):.3f} (same view)")
+    print(f"evaluate: wrote {args.out / 'report.md'}")
+
+
 def _embed(args: argparse.Namespace) -> None:
     from .train.embed import embed_dataset
 
@@ -146,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     _add_common(p)
     p.set_defaults(func=_train_tcn)
+
+    p = sub.add_parser("evaluate", help="measure encoders on held-out episodes (TCN paper metrics) in one table",
+                       description="Alignment error, attribute classification error, linear probe, Kendall's tau, cycle "
+                       "consistency and reward quality of checkpoints and baselines on held-out episodes.")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH", help="a trained checkpoint (repeatable)")
+    p.add_argument("--baseline", action="append", default=[], choices=["random", "pixels"], help="an untrained baseline (repeatable)")
+    p.add_argument("--data", type=Path, required=True, help="held-out dataset folder")
+    p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--demo", type=Path, default=None, help="human-proxy demo episode for the reward reading (evaluate.demo)")
+    _add_common(p)
+    p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("embed", help="write per-episode, per-view embeddings of a dataset",
                        description="Embed every frame of every view of a dataset with a checkpoint; writes an npz of (V, T, D) arrays keyed by episode.")

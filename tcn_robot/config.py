@@ -17,6 +17,7 @@ from .data.augment import AugmentConfig
 from .envs.config import PourConfig, _check
 from .io import atomic_write_text
 from .models import ModelConfig
+from .reward import RewardConfig
 from .train.engine import TrainConfig
 
 DEFAULT_CONFIG = "quickstart.yaml"
@@ -60,6 +61,17 @@ class TCNSection:
     pos_radius: int = 6  # singleview
     neg_radius: int = 12  # singleview
     val_episodes: int = 2  # the last episodes of the dataset, held out for validation
+
+
+@dataclass
+class EvaluateSection:
+    """``evaluate.*``: held-out evaluation settings."""
+
+    demo: str = ""  # the human-proxy demo episode for reward quality; default: the data's first successful one
+    agent_view: int = 0  # the view a robot would see
+    cross_demo_view: int = 1  # the demo's view in the cross-view reward reading
+    max_pairs: int = 30  # pairs of successful episodes for Kendall's tau and cycle consistency
+    probe_steps: int = 300  # linear probe optimization steps
 
 
 @dataclass
@@ -114,6 +126,8 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tcn: TCNSection = field(default_factory=TCNSection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     rl: RLSection = field(default_factory=RLSection)
 
 

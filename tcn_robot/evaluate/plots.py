@@ -1,0 +1,73 @@
+"""Figures of ``evaluate``: PCA trajectories, distance matrices, reward curves, a retrieval video."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..video import VideoWriter  # noqa: E402
+
+
+def _save(fig, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path.name
+
+
+def pca_trajectories(emb: np.ndarray, path: Path, title: str) -> str:
+    """emb (V, T, D) of one episode: every view projected on the episode's first two principal
+    components, coloured by time."""
+    v, t, d = emb.shape
+    flat = emb.reshape(v * t, d) - emb.reshape(v * t, d).mean(0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    proj = (flat @ vt[:2].T).reshape(v, t, 2)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    markers = "os^Dv<>"
+    for k in range(v):
+        sc = ax.scatter(proj[k, :, 0], proj[k, :, 1], c=np.arange(t), cmap="viridis", s=14, marker=markers[k % 7], label=f"view {k}")
+        ax.plot(proj[k, :, 0], proj[k, :, 1], lw=0.5, alpha=0.4, color="grey")
+    fig.colorbar(sc, ax=ax, label="time step")
+    ax.set(title=title, xlabel="PC 1", ylabel="PC 2")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def distance_matrix(a: np.ndarray, b: np.ndarray, path: Path, title: str, xlabel: str, ylabel: str) -> str:
+    """Euclidean distances between every frame of ``a`` (T1, D) and of ``b`` (T2, D)."""
+    d = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    im = ax.imshow(d, cmap="magma_r", origin="upper", aspect="auto")
+    fig.colorbar(im, ax=ax, label="embedding distance")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    return _save(fig, path)
+
+
+def reward_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> str:
+    """``{label: (reward (T,), fraction in bowl (T,))}``: reward over time, with the ground truth."""
+    fig, (ax, bx) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    for label, (reward, poured) in curves.items():
+        line = ax.plot(reward, label=label)[0]
+        bx.plot(poured, color=line.get_color())
+    ax.set(title=title, ylabel="learned reward")
+    bx.set(xlabel="time step", ylabel="fraction in bowl", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    bx.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def retrieval_video(query: np.ndarray, reference: np.ndarray, nn_idx: np.ndarray, path: Path, fps: float) -> str:
+    """Each query frame beside its nearest reference frame: (T, H, W, 3) and (T2, H, W, 3)."""
+    with VideoWriter(path, fps, (query.shape[2] * 2, query.shape[1])) as w:
+        for t in range(len(query)):
+            w.write(np.concatenate([query[t], reference[nn_idx[t]]], axis=1))
+    return path.name

@@ -1,0 +1,256 @@
+"""``tcn-robot evaluate``: measure encoders on held-out episodes the way the TCN paper does, plus
+XIRL's alignment metrics and the quality of the reward each encoder would give, all in one table.
+
+Writes ``OUT/metrics.json`` (every figure of every encoder), ``OUT/report.md`` (the tables) and,
+per encoder, ``OUT/<encoder>/``: PCA trajectories, distance matrices (two views of one episode; the
+demo against an episode), reward-over-time curves for good, partial and random episodes, and a
+nearest-neighbour imitation video.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .. import UserError
+from ..config import Config, save_config
+from ..data.cache import FrameCache
+from ..data.episodes import Dataset, load_episode, EpisodeError
+from ..envs import ATTRIBUTES
+from ..io import atomic_write_text, write_json
+from ..reward import RewardConfig, episode_tcn_rewards
+from ..train.engine import pick_device
+from . import plots
+from .encoders import Encoder, baseline_encoder, checkpoint_encoder
+from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, kendall_tau,
+                      linear_probe_error, spearman)
+
+
+def _embed(enc: Encoder, frames: np.ndarray) -> np.ndarray:
+    """(T, V, H, W, 3) -> (V, T, D)."""
+    t, v = frames.shape[:2]
+    z = enc(frames.reshape(t * v, *frames.shape[2:]))
+    return z.reshape(t, v, -1).transpose(1, 0, 2)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+class Evaluation:
+    """The held-out data, its ground truth and the demo, shared by every encoder."""
+
+    def __init__(self, cfg: Config, data: str | Path) -> None:
+        self.cfg = cfg.evaluate
+        self.reward = cfg.reward
+        self.cache = FrameCache(Dataset.open(data), progress=False)
+        self.metas = [ep.meta for ep in self.cache.episodes]
+        self.states = [ep.states() for ep in self.cache.episodes]
+        self.labels = [self.cache.labels(i) for i in range(len(self.cache))]
+        self.views = min(a.shape[1] for a in self.cache.arrays)
+        self.demo_frames, self.demo_name = self._demo(cfg.evaluate.demo)
+        self.fps = float(self.metas[0].get("fps", 20))
+
+    def _demo(self, path: str) -> tuple[np.ndarray, str]:
+        if path:
+            try:
+                ep = load_episode(path)
+            except EpisodeError as e:
+                raise UserError(f"--demo: {e}") from None
+            return np.stack([ep.read_view(v) for v in range(ep.num_views)], 1), ep.name
+        for i, m in enumerate(self.metas):
+            if m.get("demonstrator") == "human" and m.get("is_success"):
+                return self.cache.arrays[i], self.cache.episodes[i].name
+        raise UserError("no successful human-proxy episode in the data to use as the demo; pass --demo EPISODE_DIR")
+
+    def run(self, enc: Encoder, out: Path) -> dict:
+        embs = [_embed(enc, a) for a in self.cache.arrays]
+        demo = _embed(enc, self.demo_frames)
+        names = [ep.name for ep in self.cache.episodes]
+        m: dict = {"encoder": enc.name}
+        if self.views >= 2:
+            m["alignment_error"] = float(np.mean([alignment_error(e[: self.views]) for e in embs]))
+        m.update(self._classification(embs))
+        m.update(self._alignment_pairs(embs))
+        m.update(self._reward_quality(embs, demo, names))
+        m["plots"] = self._plots(enc, embs, demo, names, out)
+        return m
+
+    # --------------------------------------------------------------- attributes
+    def _classification(self, embs: list[np.ndarray]) -> dict:
+        idx = [i for i, lab in enumerate(self.labels) if lab is not None]
+        if len(idx) < 2:
+            return {}
+        out = {}
+        for setting in ("same_view", "cross_view") if self.views >= 2 else ("same_view",):
+            errs = []
+            for v in range(self.views):
+                ref_views = [v] if setting == "same_view" else [w for w in range(self.views) if w != v]
+                q = np.concatenate([embs[i][v] for i in idx])
+                ql = np.concatenate([self.labels[i] for i in idx])
+                qs = np.concatenate([np.full(len(self.labels[i]), i) for i in idx])
+                r = np.concatenate([embs[i][w] for i in idx for w in ref_views])
+                rl = np.concatenate([self.labels[i] for i in idx for _ in ref_views])
+                rs = np.concatenate([np.full(len(self.labels[i]), i) for i in idx for _ in ref_views])
+                errs.append(classification_error(q, ql, qs, r, rl, rs)["per_attribute"])
+            per = np.mean(errs, axis=0)
+            out[f"classification_error_{setting}"] = float(per.mean())
+            out[f"classification_error_{setting}_per_attribute"] = dict(zip(ATTRIBUTES, map(float, per)))
+        half = len(idx) // 2
+        train, test = idx[:half], idx[half:]
+        flat = lambda ids: (np.concatenate([embs[i][v] for i in ids for v in range(self.views)]),  # noqa: E731
+                            np.concatenate([self.labels[i] for i in ids for _ in range(self.views)]))
+        probe = linear_probe_error(*flat(train), *flat(test), steps=self.cfg.probe_steps)
+        out["linear_probe_error"] = probe["mean"]
+        out["linear_probe_error_per_attribute"] = dict(zip(ATTRIBUTES, probe["per_attribute"]))
+        return out
+
+    # --------------------------------------------------------------- temporal alignment
+    def _alignment_pairs(self, embs: list[np.ndarray]) -> dict:
+        done = [i for i, m in enumerate(self.metas) if m.get("is_success")]
+        pairs = list(combinations(done, 2))[: self.cfg.max_pairs]
+        if not pairs:
+            return {}
+        out = {}
+        for setting, shift in (("same_view", 0), ("cross_view", 1)) if self.views >= 2 else (("same_view", 0),):
+            taus, cycles = [], []
+            for a, b in pairs:
+                for v in range(self.views):
+                    u, w = embs[a][v], embs[b][(v + shift) % self.views]
+                    taus.append(alignment_tau(u, w))
+                    cycles.append(cycle_consistency(u, w))
+            out[f"kendall_tau_{setting}"] = float(np.mean(taus))
+            out[f"cycle_consistency_{setting}"] = float(np.mean(cycles))
+        out["alignment_pairs"] = len(pairs)
+        return out
+
+    # --------------------------------------------------------------- reward
+    def _reward_quality(self, embs: list[np.ndarray], demo: np.ndarray, names: list[str]) -> dict:
+        agent = self.cfg.agent_view
+        idx = [i for i, s in enumerate(self.states) if s is not None and names[i] != self.demo_name]
+        if len(idx) < 3:
+            return {}
+        out = {}
+        for setting, demo_view in (("same_view", agent), ("cross_view", self.cfg.cross_demo_view % demo.shape[0])):
+            if setting == "cross_view" and demo_view == agent:
+                continue
+            returns, finals, within = [], [], []
+            for i in idx:
+                r = episode_tcn_rewards(embs[i][agent], demo[demo_view], self.reward)
+                poured = self.states[i]["fraction_in_bowl"]
+                returns.append(r.mean())
+                finals.append(poured[-1])
+                within.append(spearman(r, poured))
+            returns, finals = np.array(returns), np.array(finals)
+            groups = self._groups(idx)
+            by_group = {g: float(returns[sel].mean()) for g, sel in groups.items() if sel.any()}
+            out[f"reward_{setting}"] = {
+                "spearman_return_vs_poured": spearman(returns, finals),
+                "kendall_return_vs_poured": kendall_tau(returns, finals),
+                "spearman_within_episode": float(np.nanmean(within)),
+                "mean_return": by_group,
+                "success_above_failed_above_random": bool(
+                    all(g in by_group for g in ("successful", "failed", "random"))
+                    and by_group["successful"] > by_group["failed"] > by_group["random"]),
+            }
+        return out
+
+    def _groups(self, idx: list[int]) -> dict[str, np.ndarray]:
+        demo = np.array([self.metas[i].get("demonstrator") for i in idx])
+        success = np.array([bool(self.metas[i].get("is_success")) for i in idx])
+        return {"successful": success, "failed": ~success & (demo != "random"), "random": demo == "random"}
+
+    # --------------------------------------------------------------- figures
+    def _plots(self, enc: Encoder, embs, demo, names, out: Path) -> dict:
+        folder = out / _slug(enc.name)
+        agent = self.cfg.agent_view
+        finals = [s["fraction_in_bowl"][-1] if s is not None else np.nan for s in self.states]
+        pick = {
+            "good": next((i for i, f in enumerate(finals) if f >= 0.8 and names[i] != self.demo_name), None),
+            "partial": next((i for i, f in enumerate(finals) if 0.1 <= f < 0.8), None),
+            "random": next((i for i, m in enumerate(self.metas) if m.get("demonstrator") == "random"), None),
+        }
+        files = {}
+        ep = pick["good"] if pick["good"] is not None else 0
+        files["pca"] = plots.pca_trajectories(embs[ep], folder / "pca_trajectories.png", f"{enc.name}: {names[ep]}, every view")
+        if self.views >= 2:
+            files["views_distance"] = plots.distance_matrix(embs[ep][0], embs[ep][1], folder / "distance_view0_view1.png",
+                                                            f"{enc.name}: {names[ep]}", "view 1 frame", "view 0 frame")
+        files["demo_distance"] = plots.distance_matrix(demo[0], embs[ep][agent], folder / "distance_demo_episode.png",
+                                                       f"{enc.name}: demo vs {names[ep]}", f"{names[ep]} frame", "demo frame")
+        curves = {f"{k} ({names[i]})": (episode_tcn_rewards(embs[i][agent], demo[0], self.reward), self.states[i]["fraction_in_bowl"])
+                  for k, i in pick.items() if i is not None and self.states[i] is not None}
+        if curves:
+            files["reward_curves"] = plots.reward_curves(curves, folder / "reward_curves.png", f"{enc.name}: TCN reward against the demo")
+        cross = min(1, demo.shape[0] - 1)
+        nn_idx = np.sqrt(((embs[ep][agent][:, None] - demo[cross][None]) ** 2).sum(-1)).argmin(1)
+        files["retrieval_video"] = plots.retrieval_video(self.cache.arrays[ep][:, agent], self.demo_frames[:, cross], nn_idx,
+                                                         folder / "nearest_neighbour_imitation.mp4", self.fps)
+        return {k: f"{_slug(enc.name)}/{v}" for k, v in files.items()}
+
+
+def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[str], baselines: list[str]) -> dict:
+    """Evaluate every encoder on ``data`` into ``out``; returns ``{encoder: metrics}``."""
+    if not checkpoints and not baselines:
+        raise UserError("give at least one --checkpoint or --baseline")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+    device = pick_device(cfg.train.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        ev = Evaluation(cfg, data)
+    encoders = [checkpoint_encoder(c, device) for c in checkpoints]
+    encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device) for b in baselines]
+    results = {}
+    for enc in tqdm(encoders, desc="evaluate", unit="encoder"):
+        results[enc.name] = ev.run(enc, out)
+    write_json(out / "metrics.json", {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
+                                      "encoders": results})
+    atomic_write_text(out / "report.md", report(results, ev, data))
+    return results
+
+
+def _f(x, pct: bool = True) -> str:
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}" if pct else f"{x:.2f}"
+
+
+def report(results: dict, ev: Evaluation, data) -> str:
+    rows = [
+        "| encoder | alignment error % | classification error % (same view) | (cross view) | linear probe error % "
+        "| Kendall tau (same / cross) | cycle consistency (same / cross) | reward Spearman (same / cross demo view) | success > failed > random |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+    ]
+    for name, m in results.items():
+        rs, rc = m.get("reward_same_view", {}), m.get("reward_cross_view", {})
+        rows.append(
+            f"| {name} | {_f(m.get('alignment_error'))} | {_f(m.get('classification_error_same_view'))} "
+            f"| {_f(m.get('classification_error_cross_view'))} | {_f(m.get('linear_probe_error'))} "
+            f"| {_f(m.get('kendall_tau_same_view'), False)} / {_f(m.get('kendall_tau_cross_view'), False)} "
+            f"| {_f(m.get('cycle_consistency_same_view'), False)} / {_f(m.get('cycle_consistency_cross_view'), False)} "
+            f"| {_f(rs.get('spearman_return_vs_poured'), False)} / {_f(rc.get('spearman_return_vs_poured'), False)} "
+            f"| {'yes' if rs.get('success_above_failed_above_random') else 'no'} |")
+    per = ["| encoder | " + " | ".join(ATTRIBUTES) + " |", "| --- |" + " ---: |" * len(ATTRIBUTES)]
+    for name, m in results.items():
+        p = m.get("classification_error_same_view_per_attribute", {})
+        per.append(f"| {name} | " + " | ".join(_f(p.get(a)) for a in ATTRIBUTES) + " |")
+    figs = []
+    for name, m in results.items():
+        links = " · ".join(f"[{k}]({v})" for k, v in m["plots"].items())
+        figs.append(f"- **{name}**: {links}")
+    return "\n".join([
+        "# Embedding evaluation", "",
+        f"Held-out data: `{data}` ({len(ev.cache)} episodes, {ev.views} views); demo for the reward: `{ev.demo_name}`.", "",
+        "Alignment error: mean |t - t_nn| / T between views of an episode (lower is better). Classification error: "
+        "1 - class-averaged recall@1 of the five attributes, neighbours from other episodes, classes never retrieved "
+        "count as misses (lower is better). Kendall tau and cycle consistency over pairs of successful episodes "
+        "(higher is better). Reward Spearman: rank correlation of an episode's mean TCN reward against the "
+        "demo with the fraction finally poured.", "",
+        *rows, "", "Classification error per attribute (same view, %):", "", *per, "", "Figures:", "", *figs, "",
+    ])

@@ -1,0 +1,106 @@
+"""Evaluation metrics on hand-built embeddings where the answer is known, and the evaluate stage."""
+import json
+
+import numpy as np
+import pytest
+
+from tcn_robot.cli import main
+from tcn_robot.data.record import record_dataset
+from tcn_robot.envs import make_pour_config
+from tcn_robot.evaluate.metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency,
+                                        kendall_tau, linear_probe_error, spearman)
+from tcn_robot.reward import demo_index, tcn_reward
+
+
+def curve(t, d=4, shift=0.0):
+    """A smooth, injective curve through embedding space: frame t -> (d,)."""
+    s = np.linspace(0, 1, t)[:, None]
+    return np.concatenate([s, np.sin(3 * s + shift), np.cos(2 * s), s**2][:d], 1)
+
+
+def test_perfect_embedding_has_zero_alignment_error_and_tau_one():
+    e = np.stack([curve(50), curve(50) + 1e-4])  # two views, the same up to noise
+    assert alignment_error(e) == 0.0
+    assert alignment_tau(curve(50), curve(80)) == pytest.approx(1.0)
+    assert cycle_consistency(curve(50), curve(50)) == 1.0
+
+
+def test_constant_embedding_gives_chance_alignment_error():
+    """Every frame ties; argmin picks frame 0: the error is mean_t t / T = (T - 1) / (2T)."""
+    t = 40
+    assert alignment_error(np.ones((2, t, 3))) == pytest.approx((t - 1) / (2 * t))
+
+
+def test_reversed_time_gives_tau_minus_one_and_shuffled_gives_about_zero():
+    assert alignment_tau(curve(30), curve(30)[::-1]) == pytest.approx(-1.0)
+    rng = np.random.default_rng(0)
+    taus = [alignment_tau(curve(60), curve(60)[rng.permutation(60)]) for _ in range(20)]
+    assert abs(np.mean(taus)) < 0.1
+    # a shuffled second view loses the alignment: about a third of the sequence off on average
+    errs = [alignment_error(np.stack([curve(60), curve(60)[rng.permutation(60)]])) for _ in range(20)]
+    assert np.mean(errs) == pytest.approx(1 / 3, abs=0.05)
+
+
+def test_kendall_and_spearman_against_known_values():
+    assert kendall_tau([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # tau-b with a tie: x = 1,2,3 ; y = 1,1,2 -> (concordant 2 - discordant 0) / sqrt(3 * 2)
+    assert kendall_tau([1, 2, 3], [1, 1, 2]) == pytest.approx(2 / np.sqrt(6))
+    assert spearman([10, 20, 30], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_classification_error_counts_empty_classes_as_misses():
+    # one attribute, classes 0 and 1 among the queries; the reference holds only class 0 frames
+    q = np.array([[0.0], [1.0], [2.0], [3.0]])
+    ql = np.array([[0], [0], [1], [1]])
+    r = q + 0.1
+    rl = np.array([[0], [0], [0], [0]])
+    out = classification_error(q, ql, [0, 0, 0, 0], r, rl, [1, 1, 1, 1])
+    # class 0: recall 1; class 1: never retrieved -> recall 0 (the official code would skip it and report 0% error)
+    assert out["mean"] == pytest.approx(0.5)
+
+
+def test_classification_takes_neighbours_from_other_sequences_only():
+    q = np.array([[0.0], [5.0]])
+    ql = np.array([[1], [0]])
+    r = np.array([[0.0], [0.1], [5.0]])  # the exact match of query 0 is in its own sequence
+    rl = np.array([[1], [0], [0]])
+    out = classification_error(q, ql, [7, 8], r, rl, [7, 9, 9])
+    # query 0 (class 1) must use r[1] (class 0): miss; query 1 (class 0) hits r[2] -> mean recall (0 + 1) / 2
+    assert out["mean"] == pytest.approx(0.5)
+
+
+def test_linear_probe_separates_separable_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    y = np.stack([(x[:, 0] > 0).astype(int), (x[:, 1] + x[:, 2] > 0).astype(int)], 1)
+    out = linear_probe_error(x[:100], y[:100], x[100:], y[100:])
+    assert out["mean"] < 0.1
+    noise = linear_probe_error(x[:100], rng.integers(0, 2, (100, 2)), x[100:], rng.integers(0, 2, (100, 2)))
+    assert noise["mean"] > 0.3
+
+
+def test_tcn_reward_formula_and_time_alignment():
+    w = np.zeros((3, 2))
+    v = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
+    r = tcn_reward(w, v, a=0.5, b=2.0, g=1e-3).numpy()
+    assert r == pytest.approx([-2 * np.sqrt(1e-3), -0.5 * 25 - 2 * np.sqrt(25.001), -0.5 - 2 * np.sqrt(1.001)])
+    assert demo_index(np.arange(5), 5, 9).tolist() == [0, 2, 4, 6, 8]
+    assert demo_index(np.arange(5), 5, 3).tolist() == [0, 0, 1, 2, 2]
+
+
+def test_evaluate_writes_metrics_report_and_figures(tmp_path):
+    data = tmp_path / "data"
+    record_dataset(make_pour_config(num_particles=12), data, 6, 2, 32, 5, "human=0.5,robot=0.25,random=0.25")
+    out = tmp_path / "eval"
+    rc = main(["evaluate", "--baseline", "random", "--baseline", "pixels", "--data", str(data), "--out", str(out),
+               "model.image_size=32", "model.width=8", "evaluate.probe_steps=20"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())["encoders"]
+    assert set(m) == {"random init", "pixels 16x16"}
+    for name, r in m.items():
+        assert 0 <= r["alignment_error"] <= 1 and 0 <= r["classification_error_same_view"] <= 1
+        for f in r["plots"].values():
+            assert (out / f).stat().st_size > 0
+    report = (out / "report.md").read_text()
+    assert "random init" in report and "pixels 16x16" in report
