@@ -156,4 +156,7 @@ class PourEnv(gym.Env):
 
     def _info(self) -> dict:
         m = self.measurement
-        return {**m.info(), "is_success": m.in_bowl >= self.cfg.success_fraction}
+        info = {**m.info(), "is_success": m.in_bowl >= self.cfg.success_fraction}
+        if self.cfg.frame_in_info:
+            info["agent_frame"] = self.world.render([self.cfg.agent_view])[0]
+        return info

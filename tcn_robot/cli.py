@@ -94,13 +94,22 @@ def _embed(args: argparse.Namespace) -> None:
 def _train_rl(args: argparse.Namespace) -> None:
     from .rl import train_rl
 
-    overrides = _flags(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed"})
+    overrides = _flags(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed",
+                              "encoder": "rl.encoder", "demo": "rl.demo", "demo_view": "rl.demo_view"})
     metrics = train_rl(load_config(args.config, overrides), args.out, resume=args.resume)
     final = metrics["final_eval"]
     print(
         f"train-rl: {metrics['steps']} steps, fraction in bowl {final['fraction_in_bowl_mean']:.3f} "
         f"(std {final['fraction_in_bowl_std']:.3f}), success rate {final['success_rate']:.2f}; wrote {args.out / 'metrics.json'}"
     )
+
+
+def _replay(args: argparse.Namespace) -> None:
+    from .replay import replay
+
+    m = replay(args.run, args.episodes, args.out, policy=args.policy)
+    print(f"replay: {len(m['episodes'])} episodes of the {args.policy} policy, fraction in bowl {m['fraction_in_bowl_mean']:.3f} "
+          f"(std {m['fraction_in_bowl_std']:.3f}), success rate {m['success_rate']:.2f}; wrote {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,13 +190,26 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a stable-baselines3 policy on the pouring task; flags override rl.* config keys.")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="rl.algo")
-    p.add_argument("--reward", choices=["env"], default=None, help="rl.reward: env = the ground-truth dense reward")
+    p.add_argument("--reward", choices=["env", "tcn", "goal"], default=None,
+                   help="rl.reward: env (ground truth), tcn (the paper's time-indexed TCN reward), goal (XIRL's goal distance)")
+    p.add_argument("--encoder", default=None, metavar="CHECKPOINT|random|pixels", help="rl.encoder for tcn/goal rewards")
+    p.add_argument("--demo", default=None, metavar="EPISODE_DIR", help="rl.demo: the demonstration episode")
+    p.add_argument("--demo-view", type=int, default=None, help="rl.demo_view: the demo's camera")
     p.add_argument("--steps", type=int, default=None, help="rl.steps: environment steps in all")
     p.add_argument("--n-envs", type=int, default=None, help="rl.n_envs: parallel environments (subprocesses)")
     p.add_argument("--seed", type=int, default=None, help="rl.seed")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _add_common(p)
     p.set_defaults(func=_train_rl)
+
+    p = sub.add_parser("replay", help="roll out a trained policy: videos beside the demo, reward plots",
+                       description="Run a train-rl policy; write each episode's camera views beside the demo video, "
+                       "a plot of its learned reward and the fraction poured, and metrics.json.")
+    p.add_argument("--run", type=Path, required=True, help="a train-rl run folder")
+    p.add_argument("--episodes", type=int, default=3)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--policy", choices=["trained", "random"], default="trained")
+    p.set_defaults(func=_replay, overrides=[])
     return parser
 
 

@@ -107,7 +107,11 @@ class RLSection:
     """``tcn-robot train-rl``: the policy, its reward, budget and evaluation."""
 
     algo: str = "ppo"  # ppo | sac
-    reward: str = "env"  # env (the ground-truth dense reward)
+    reward: str = "env"  # env (the ground-truth dense reward) | tcn (the paper's) | goal (XIRL)
+    encoder: str = ""  # tcn/goal: a checkpoint path, or the baselines random | pixels
+    demo: str = ""  # tcn/goal: the demonstration episode folder
+    demo_view: int = 0  # the demo's camera (the agent sees env.agent_view)
+    append_embedding: bool = False  # add the current and the demo's embedding to the observation
     steps: int = 200_000
     n_envs: int = 2
     seed: int = 0

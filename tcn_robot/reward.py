@@ -14,13 +14,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnvWrapper
+
+
+KINDS = ("env", "tcn", "goal")
 
 
 @dataclass
 class RewardConfig:
-    """``reward.*``: which reward and its constants."""
+    """``reward.*``: the constants of the TCN reward (which reward a policy trains on is ``rl.reward``)."""
 
-    kind: str = "tcn"  # tcn | goal | env
     a: float = 0.5
     b: float = 0.5
     g: float = 1e-3
@@ -50,3 +54,87 @@ def episode_tcn_rewards(episode_emb, demo_emb, cfg: RewardConfig) -> np.ndarray:
     """Per-step TCN reward of an episode's embeddings (T, D) against a demo's (T_d, D)."""
     idx = demo_index(np.arange(len(episode_emb)), len(episode_emb), len(demo_emb))
     return tcn_reward(np.asarray(episode_emb), np.asarray(demo_emb)[idx], cfg.a, cfg.b, cfg.g).numpy()
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """Replaces a pouring VecEnv's reward by a learned one, in one batched embedding call per step.
+
+    The envs must put their agent-view frame in ``info["agent_frame"]`` (``env.frame_in_info``):
+    the frame is rendered in the env's own process (in parallel under SubprocVecEnv) at the
+    instant the step ends, so the last step of an episode is scored on its own frame although
+    the VecEnv has already reset. The env's reward stays in ``info["env_reward"]``; the learned
+    one in ``info["learned_reward"]`` too.
+
+    Args:
+        venv: the vectorized pouring envs.
+        encoder: frames uint8 (N, H, W, 3) -> embeddings (N, D) (e.g. an ``evaluate.encoders.Encoder``).
+        demo_embeddings: (T_d, D) embeddings of the demonstration frames.
+        cfg: the constants a, b, g of the TCN reward.
+        kind: ``tcn`` (time-indexed, the paper's) or ``goal`` (XIRL's distance to the demo's last frame).
+        episode_steps: steps per episode, for the demo time alignment.
+        append_embedding: extend the (state) observation with the current embedding and the demo's at t.
+    """
+
+    def __init__(self, venv, encoder, demo_embeddings: np.ndarray, cfg: RewardConfig, kind: str, episode_steps: int,
+                 append_embedding: bool = False) -> None:
+        if kind not in ("tcn", "goal"):
+            raise ValueError(f"a learned reward is 'tcn' or 'goal', got {kind!r}")
+        self.encoder, self.cfg, self.kind, self.episode_steps = encoder, cfg, kind, episode_steps
+        self.demo = np.asarray(demo_embeddings, dtype=np.float64)
+        self.goal = self.demo[-1]
+        self.scale = max(float(np.linalg.norm(self.demo[0] - self.goal)), 1e-6)
+        self.append = append_embedding
+        obs_space = venv.observation_space
+        if append_embedding:
+            if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
+                raise ValueError("append_embedding works with vector (state) observations")
+            d = 2 * self.demo.shape[1]
+            obs_space = spaces.Box(np.concatenate([obs_space.low, np.full(d, -np.inf, np.float32)]),
+                                   np.concatenate([obs_space.high, np.full(d, np.inf, np.float32)]), dtype=np.float32)
+        super().__init__(venv, observation_space=obs_space)
+        self.t = np.zeros(venv.num_envs, dtype=int)
+
+    def _demo_at(self, t: np.ndarray) -> np.ndarray:
+        return self.demo[demo_index(t, self.episode_steps + 1, len(self.demo))]
+
+    def rewards(self, embeddings: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Rewards (N,) of embeddings (N, D) of frames at steps ``t`` (N,)."""
+        if self.kind == "tcn":
+            return tcn_reward(embeddings, self._demo_at(t), self.cfg.a, self.cfg.b, self.cfg.g).numpy()
+        return goal_reward(embeddings, self.goal, self.scale).numpy()
+
+    def _augment(self, obs: np.ndarray, emb: np.ndarray, t: np.ndarray) -> np.ndarray:
+        if not self.append:
+            return obs
+        return np.concatenate([obs, emb, self._demo_at(t)], axis=1).astype(np.float32)
+
+    def reset(self):
+        obs = self.venv.reset()
+        self.t[:] = 0
+        if not self.append:
+            return obs
+        frames = np.stack([info["agent_frame"] for info in self.venv.reset_infos])
+        return self._augment(obs, self.encoder(frames), self.t)
+
+    def step_wait(self):
+        obs, env_rewards, dones, infos = self.venv.step_wait()
+        self.t += 1
+        frames = [info["agent_frame"] for info in infos]
+        if self.append:  # the new episodes' first frames, to extend their observations
+            frames += [self.venv.reset_infos[i]["agent_frame"] for i in np.flatnonzero(dones)]
+        emb = self.encoder(np.stack(frames))
+        n = self.num_envs
+        rewards = self.rewards(emb[:n], self.t).astype(np.float32)
+        for i, info in enumerate(infos):
+            info["env_reward"] = float(env_rewards[i])
+            info["learned_reward"] = float(rewards[i])
+            del info["agent_frame"]
+        if self.append:
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = self._augment(infos[i]["terminal_observation"][None], emb[i : i + 1], self.t[i : i + 1])[0]
+            current = emb[:n].copy()
+            current[dones] = emb[n:]
+            self.t[dones] = 0
+            return self._augment(obs, current, self.t), rewards, dones, infos
+        self.t[dones] = 0
+        return obs, rewards, dones, infos

@@ -1,5 +1,8 @@
-"""``tcn-robot train-rl``: a stable-baselines3 policy for the pouring task, with periodic
-evaluation of the ground-truth fraction poured, TensorBoard curves, best and last checkpoints,
+"""``tcn-robot train-rl``: a stable-baselines3 policy for the pouring task, rewarded by the env's
+ground truth (``env``), by the TCN embedding distance to one demonstration video (``tcn``, the
+paper's time-indexed reward) or by XIRL's distance to the demo's last frame (``goal``); the
+encoder is a TCN checkpoint or a baseline (``random``, ``pixels``). Periodic evaluation of the
+ground-truth fraction poured and success rate, TensorBoard curves, best and last checkpoints,
 ``--resume``, and ``metrics.json`` with the final evaluation.
 
 Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``,
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +27,18 @@ from tqdm import tqdm
 
 from . import UserError
 from .config import Config, save_config
+from .data.episodes import EpisodeError, load_episode
 from .envs import PourEnv
+from .evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
 from .io import write_json
+from .reward import KINDS, LearnedRewardVecEnv
+from .train.engine import pick_device
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never drawn in training
 
 
-def _make_env(cfg: Config, rank: int):
+def _make_env(cfg: Config):
     def thunk():
         torch.set_num_threads(1)
         return Monitor(PourEnv(cfg.env), info_keywords=("fraction_in_bowl", "is_success"))
@@ -39,29 +46,62 @@ def _make_env(cfg: Config, rank: int):
     return thunk
 
 
-def make_vec_env(cfg: Config, n_envs: int) -> VecEnv:
-    """``n_envs`` pouring envs, in subprocesses when more than one."""
-    fns = [_make_env(cfg, i) for i in range(n_envs)]
-    return SubprocVecEnv(fns) if n_envs > 1 else DummyVecEnv(fns)
+def learned_reward_parts(cfg: Config, device: torch.device):
+    """(encoder, demo embeddings (T_d, D)) for ``rl.reward`` tcn or goal, or (None, None) for env."""
+    rl = cfg.rl
+    if rl.reward == "env":
+        return None, None
+    if rl.reward not in KINDS:
+        raise UserError(f"rl.reward must be one of {', '.join(KINDS)}, got {rl.reward!r}")
+    if not rl.encoder or not rl.demo:
+        raise UserError(f"--reward {rl.reward} needs --encoder (a checkpoint, random or pixels) and --demo EPISODE_DIR")
+    if rl.encoder in BASELINES:
+        encoder = baseline_encoder(rl.encoder, cfg.model, cfg.train.seed, device)
+    else:
+        encoder = checkpoint_encoder(rl.encoder, device)
+    try:
+        demo = load_episode(rl.demo)
+    except EpisodeError as e:
+        raise UserError(f"--demo: {e}") from None
+    if not 0 <= rl.demo_view < demo.num_views:
+        raise UserError(f"rl.demo_view={rl.demo_view} but {demo.path} has {demo.num_views} views")
+    return encoder, encoder(demo.read_view(rl.demo_view))
 
 
-def evaluate(model: BaseAlgorithm, env: PourEnv, episodes: int, seed: int = EVAL_SEED) -> dict:
-    """Deterministic rollouts on seeds ``seed .. seed + episodes - 1``: ground-truth fraction of
-    particles in the bowl at the end of each episode (mean, std, per episode) and success rate."""
-    fractions, successes = [], []
+def make_vec_env(cfg: Config, n_envs: int, encoder=None, demo=None, subprocess: bool = True) -> VecEnv:
+    """``n_envs`` pouring envs (in subprocesses when more than one), with the learned reward
+    wrapper when an encoder is given."""
+    if encoder is not None:
+        cfg = replace(cfg, env=replace(cfg.env, frame_in_info=True))
+    fns = [_make_env(cfg) for _ in range(n_envs)]
+    venv = SubprocVecEnv(fns) if n_envs > 1 and subprocess else DummyVecEnv(fns)
+    if encoder is not None:
+        venv = LearnedRewardVecEnv(venv, encoder, demo, cfg.reward, cfg.rl.reward, cfg.env.episode_steps, cfg.rl.append_embedding)
+    return venv
+
+
+def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, seed: int = EVAL_SEED) -> dict:
+    """Deterministic rollouts on a one-env VecEnv, seeds ``seed .. seed + episodes - 1``: the
+    ground-truth fraction of particles in the bowl at the end of each episode (mean, std, per
+    episode), the success rate, and the mean return of the reward the policy trains on."""
+    fractions, successes, returns = [], [], []
     for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done = False
+        venv.seed(seed + i)
+        obs = venv.reset()
+        done, total = False, 0.0
         while not done:
             action, _ = model.predict(obs, deterministic=True)
-            obs, _, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-        fractions.append(info["fraction_in_bowl"])
-        successes.append(info["is_success"])
+            obs, reward, dones, infos = venv.step(action)
+            total += float(reward[0])
+            done = bool(dones[0])
+        fractions.append(infos[0]["fraction_in_bowl"])
+        successes.append(infos[0]["is_success"])
+        returns.append(total)
     return {
         "fraction_in_bowl_mean": float(np.mean(fractions)),
         "fraction_in_bowl_std": float(np.std(fractions)),
         "success_rate": float(np.mean(successes)),
+        "return_mean": float(np.mean(returns)),
         "fraction_in_bowl": [float(f) for f in fractions],
     }
 
@@ -76,7 +116,7 @@ class EvalAndCheckpoint(BaseCallback):
     """Every ``every`` environment steps: evaluate, log to TensorBoard, keep best and last
     checkpoints and the evaluation history; also drives the progress bar."""
 
-    def __init__(self, run: Path, env: PourEnv, every: int, episodes: int, total: int, history: list) -> None:
+    def __init__(self, run: Path, env: VecEnv, every: int, episodes: int, total: int, history: list) -> None:
         super().__init__()
         self.run, self.env, self.every, self.episodes, self.total = run, env, every, episodes, total
         self.history = history
@@ -100,7 +140,7 @@ class EvalAndCheckpoint(BaseCallback):
         result["steps"] = int(self.num_timesteps)
         result["wall_seconds"] = time.perf_counter() - self.started + (self.history[-1]["wall_seconds"] if self.history else 0)
         self.history.append(result)
-        for k in ("fraction_in_bowl_mean", "success_rate"):
+        for k in ("fraction_in_bowl_mean", "success_rate", "return_mean"):
             self.logger.record(f"eval/{k}", result[k])
         self.logger.dump(self.num_timesteps)
         ckpt = self.run / "checkpoints"
@@ -118,22 +158,21 @@ class EvalAndCheckpoint(BaseCallback):
 
 
 def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
-    """Train ``cfg.rl.algo`` on the ground-truth reward into ``out``; returns the final metrics."""
+    """Train ``cfg.rl.algo`` on ``cfg.rl.reward`` into ``out``; returns the final metrics."""
     rl = cfg.rl
     if rl.algo not in ALGOS:
         raise UserError(f"rl.algo must be one of {sorted(ALGOS)}, got {rl.algo!r}")
-    if rl.reward != "env":
-        raise UserError(f"rl.reward={rl.reward!r}: only the env's ground-truth reward ('env') exists so far")
     run = Path(out)
     last = run / "checkpoints" / "last.zip"
     if last.exists() and not resume:
         raise UserError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not last.exists():
         raise UserError(f"--resume: no checkpoint at {last}")
+    encoder, demo = learned_reward_parts(cfg, pick_device(cfg.train.device))
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run)
     torch.manual_seed(rl.seed)
-    venv = make_vec_env(cfg, rl.n_envs)
+    venv = make_vec_env(cfg, rl.n_envs, encoder, demo)
     venv.seed(rl.seed)
     history = json.loads((run / "eval.json").read_text()) if resume and (run / "eval.json").exists() else []
     if resume:
@@ -145,20 +184,22 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
             "MlpPolicy", venv, policy_kwargs={"net_arch": list(net)}, seed=rl.seed, device="cpu",
             tensorboard_log=str(run / "tb"), verbose=0, **kwargs,
         )
-    eval_env = PourEnv(cfg.env)
+    eval_env = make_vec_env(cfg, 1, encoder, demo)
     callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history)
     try:
         remaining = rl.steps - model.num_timesteps
         if remaining > 0:
             model.learn(remaining, callback=callback, reset_num_timesteps=not resume, tb_log_name=rl.algo)
         if not history or history[-1]["steps"] != model.num_timesteps:
+            callback.model = model
             callback.evaluate()
     finally:
         venv.close()
         eval_env.close()
     final = history[-1]
     metrics = {
-        "algo": rl.algo, "reward": rl.reward, "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
+        "algo": rl.algo, "reward": rl.reward, "encoder": rl.encoder or None, "demo": rl.demo or None,
+        "demo_view": rl.demo_view, "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
         "final_eval": final, "best_fraction_in_bowl_mean": max(h["fraction_in_bowl_mean"] for h in history),
         "wall_seconds": final["wall_seconds"],
     }

@@ -1,0 +1,88 @@
+"""``tcn-robot replay``: run a trained policy (or a random one) and show what it does.
+
+For each episode: ``episode_{k}.mp4`` with every camera view side by side and, when the run
+learned from a demonstration, the demo frame of the same time step beside them;
+``episode_{k}.png`` with the learned reward and the ground-truth fraction poured over time;
+and ``metrics.json`` over all episodes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from omegaconf import OmegaConf
+
+from . import UserError
+from .config import Config, load_config
+from .data.episodes import load_episode
+from .evaluate import plots
+from .io import write_json
+from .reward import demo_index
+from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env
+from .train.engine import pick_device
+from .video import VideoWriter
+
+
+def _label(frame: np.ndarray, text: str) -> np.ndarray:
+    out = frame.copy()
+    cv2.putText(out, text, (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "trained", seed: int = EVAL_SEED) -> dict:
+    """Replay ``episodes`` episodes of the run's best policy (or ``policy="random"``) into ``out``."""
+    run, out = Path(run), Path(out)
+    if not (run / "config.yaml").is_file():
+        raise UserError(f"{run}: not a train-rl run folder (no config.yaml)")
+    cfg: Config = load_config(run / "config.yaml")
+    ckpt = run / "checkpoints" / "best.zip"
+    if policy == "trained" and not ckpt.exists():
+        raise UserError(f"{ckpt}: missing (train the run first, or pass --policy random)")
+    encoder, demo_emb = learned_reward_parts(cfg, pick_device(cfg.train.device))
+    venv = make_vec_env(cfg, 1, encoder, demo_emb)
+    env = venv.unwrapped.envs[0].unwrapped  # the PourEnv under the reward wrapper and Monitor
+    model = ALGOS[cfg.rl.algo].load(ckpt, device="cpu") if policy == "trained" else None
+    demo_frames = load_episode(cfg.rl.demo).read_view(cfg.rl.demo_view) if cfg.rl.demo else None
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    try:
+        for k in range(episodes):
+            venv.seed(seed + k)
+            obs = venv.reset()
+            steps = cfg.env.episode_steps
+            size = cfg.env.image_size
+            views = len(cfg.env.cameras) + (demo_frames is not None)
+            learned, env_rewards, poured = [], [], [env.measurement.in_bowl]
+            with VideoWriter(out / f"episode_{k}.mp4", env.metadata["render_fps"], (size * views, size)) as video:
+                for t in range(steps + 1):
+                    frames = [_label(f, f"view {v}") for v, f in enumerate(env.render_views())]
+                    if demo_frames is not None:
+                        demo = demo_frames[demo_index(t, steps + 1, len(demo_frames))]
+                        frames.append(_label(cv2.resize(demo, (size, size), interpolation=cv2.INTER_AREA), "demo"))
+                    video.write(np.concatenate(frames, axis=1))
+                    if t == steps:
+                        break
+                    if model is not None:
+                        action, _ = model.predict(obs, deterministic=True)
+                    else:
+                        action = rng.uniform(-1, 1, size=(1, *venv.action_space.shape)).astype(np.float32)
+                    obs, reward, dones, infos = venv.step(action)
+                    env_rewards.append(infos[0].get("env_reward", float(reward[0])))
+                    learned.append(infos[0].get("learned_reward", np.nan))
+                    poured.append(infos[0]["fraction_in_bowl"])
+            curves = {"learned reward" if encoder is not None else "env reward": (np.array(learned if encoder is not None else env_rewards),
+                                                                                   np.array(poured[1:]))}
+            plots.reward_curves(curves, out / f"episode_{k}.png", f"episode {k} ({policy} policy)")
+            results.append({"seed": seed + k, "fraction_in_bowl": poured[-1], "is_success": bool(infos[0]["is_success"]),
+                            "env_return": float(np.sum(env_rewards)),
+                            "learned_return": float(np.sum(learned)) if encoder is not None else None})
+    finally:
+        venv.close()
+    fr = [r["fraction_in_bowl"] for r in results]
+    metrics = {"run": str(run), "policy": policy, "episodes": results, "fraction_in_bowl_mean": float(np.mean(fr)),
+               "fraction_in_bowl_std": float(np.std(fr)), "success_rate": float(np.mean([r["is_success"] for r in results])),
+               "reward": cfg.rl.reward, "config": OmegaConf.to_container(OmegaConf.structured(cfg.rl))}
+    write_json(out / "metrics.json", metrics)
+    return metrics

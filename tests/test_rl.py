@@ -1,0 +1,150 @@
+"""The learned reward wrapper against per-env computation, and train-rl / replay end to end."""
+import json
+
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+from tcn_robot.cli import main
+from tcn_robot.data.record import record_dataset
+from tcn_robot.envs import PourEnv, make_pour_config
+from tcn_robot.evaluate.encoders import baseline_encoder
+from tcn_robot.models import ModelConfig
+from tcn_robot.reward import LearnedRewardVecEnv, RewardConfig, demo_index, goal_reward, tcn_reward
+
+STEPS = 5
+ENV = {"episode_steps": STEPS, "num_particles": 10, "image_size": 32}
+
+
+def make():
+    return lambda: PourEnv(make_pour_config(frame_in_info=True, **ENV))
+
+
+@pytest.fixture(scope="module")
+def parts():
+    enc = baseline_encoder("pixels", ModelConfig(), 0, "cpu", pixels=4)
+    demo = np.random.default_rng(0).uniform(0, 1, size=(9, 48))
+    return enc, demo
+
+
+def actions(n_envs, steps, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, size=(steps, n_envs, 3)).astype(np.float32)
+
+
+def per_env_rewards(enc, demo, kind, seed, acts):
+    """The reward of one env computed alone: step, render the agent view, embed, score."""
+    env = PourEnv(make_pour_config(**ENV))
+    env.reset(seed=seed)
+    out, t = [], 0
+    for a in acts:
+        _, _, term, trunc, _ = env.step(a)
+        t += 1
+        w = enc(env.world.render([env.cfg.agent_view])[0][None])
+        if kind == "tcn":
+            out.append(float(tcn_reward(w, demo[demo_index(np.array([t]), STEPS + 1, len(demo))]).numpy()[0]))
+        else:
+            out.append(float(goal_reward(w, demo[-1], np.linalg.norm(demo[0] - demo[-1])).numpy()[0]))
+        if term or trunc:
+            env.reset()
+            t = 0
+    return np.array(out, np.float32)
+
+
+@pytest.mark.parametrize("kind", ["tcn", "goal"])
+def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
+    enc, demo = parts
+    acts = actions(3, 2 * STEPS + 2)
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 3), enc, demo, RewardConfig(), kind, STEPS)
+    venv.seed(100)
+    venv.reset()
+    got, env_rewards, dones_seen = [], [], []
+    for a in acts:
+        _, r, dones, infos = venv.step(a)
+        got.append(r)
+        env_rewards.append([i["env_reward"] for i in infos])
+        dones_seen.append(dones)
+        for d, i in zip(dones, infos):
+            assert ("terminal_observation" in i) == d and "agent_frame" not in i
+    got = np.array(got)
+    assert np.array(dones_seen)[[STEPS - 1, 2 * STEPS - 1]].all(), "the run must cross episode ends"
+    for i in range(3):
+        assert np.allclose(got[:, i], per_env_rewards(enc, demo, kind, 100 + i, acts[:, i]), atol=1e-5)
+    assert not np.allclose(np.array(env_rewards), got), "the env's own reward is kept apart in info"
+
+
+def test_subprocess_envs_give_the_same_rewards(parts):
+    enc, demo = parts
+    acts = actions(2, STEPS + 2, seed=1)
+    out = []
+    for cls in (DummyVecEnv, SubprocVecEnv):
+        venv = LearnedRewardVecEnv(cls([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS)
+        venv.seed(7)
+        venv.reset()
+        out.append(np.array([venv.step(a)[1] for a in acts]))
+        venv.close()
+    assert np.array_equal(out[0], out[1])
+
+
+def test_appended_embeddings_are_the_current_frame_and_the_demo_at_t(parts):
+    enc, demo = parts
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS, append_embedding=True)
+    venv.seed(3)
+    obs = venv.reset()
+    d = demo.shape[1]
+    assert obs.shape == (2, 18 + 2 * d) and venv.observation_space.shape == (18 + 2 * d,)
+    assert np.allclose(obs[:, -d:], demo[0])
+    inner = venv.venv.envs
+    for k, a in enumerate(actions(2, STEPS)):
+        obs, _, dones, infos = venv.step(a)
+        if dones.any():  # new episodes: the reset frame and the demo's first frame; the terminal obs keeps the last frame
+            for i in range(2):
+                assert np.allclose(obs[i, -d:], demo[0])
+                assert np.allclose(obs[i, 18:18 + d], enc(inner[i].unwrapped.render_views()[0][None])[0], atol=1e-6)
+                assert np.allclose(infos[i]["terminal_observation"][-d:], demo[demo_index(STEPS, STEPS + 1, len(demo))])
+        else:
+            assert np.allclose(obs[:, -d:], demo[demo_index(k + 1, STEPS + 1, len(demo))])
+
+
+def test_goal_reward_is_scaled_distance_to_the_last_demo_frame():
+    demo = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    assert goal_reward(np.array([[2.0, 1.0]]), demo[-1], 2.0).numpy() == pytest.approx([-0.5])
+
+
+@pytest.fixture(scope="module")
+def demo_episode(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    record_dataset(make_pour_config(episode_steps=20, num_particles=10), root, 1, 2, 32, 0, "human=1")
+    return root / "ep00000"
+
+
+def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_episode):
+    run = tmp_path / "run"
+    common = ["env.episode_steps=20", "env.num_particles=10", "env.image_size=32", "rl.eval_every=128",
+              "rl.eval_episodes=1", "rl.ppo.n_steps=64", "rl.ppo.batch_size=64", "rl.ppo.n_epochs=1"]
+    assert main(["train-rl", "--out", str(run), "--reward", "tcn", "--encoder", "pixels", "--demo", str(demo_episode),
+                 "--demo-view", "1", "--steps", "256", "--n-envs", "2", *common]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["steps"] == 256 and m["reward"] == "tcn" and m["demo_view"] == 1
+    for f in ("config.yaml", "checkpoints/best.zip", "checkpoints/last.zip", "eval.json", "eval_curve.png"):
+        assert (run / f).exists(), f
+    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    assert main(["train-rl", "--out", str(run), "--steps", "384", "--resume", "--reward", "tcn", "--encoder", "pixels",
+                 "--demo", str(demo_episode), "--demo-view", "1", "--n-envs", "2", *common]) == 0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 384
+    for policy in ("trained", "random"):
+        out = tmp_path / f"replay_{policy}"
+        assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(out), "--policy", policy]) == 0
+        r = json.loads((out / "metrics.json").read_text())
+        assert r["policy"] == policy and len(r["episodes"]) == 1 and r["episodes"][0]["learned_return"] is not None
+        from tcn_robot.video import read_video
+
+        video = read_video(out / "episode_0.mp4")
+        assert video.shape == (21, 32, 32 * 4, 3)  # three cameras and the demo
+        assert (out / "episode_0.png").stat().st_size > 0
+
+
+def test_train_rl_errors_name_what_is_missing(tmp_path, capsys):
+    assert main(["train-rl", "--out", str(tmp_path / "r"), "--reward", "tcn"]) == 2
+    assert "needs --encoder" in capsys.readouterr().err
+    assert main(["train-rl", "--out", str(tmp_path / "r"), "--reward", "tcn", "--encoder", "pixels", "--demo", str(tmp_path / "nope")]) == 2
+    assert "--demo" in capsys.readouterr().err
