@@ -27,8 +27,11 @@ DEFAULT_CONFIG = "quickstart.yaml"
 class PipelineSection:
     """``tcn-robot pipeline``: the end-to-end chain."""
 
-    seed: int = 0  # seed of the human-proxy demonstration episode
+    seed: int = 0  # seed of the human-proxy demonstration video
     video_size: int = 128  # image size of the demonstration video
+    heldout_episodes: int = 6  # recorded with heldout_seed: evaluation data and the demo to imitate
+    heldout_seed: int = 1000
+    replay_episodes: int = 2
 
 
 @dataclass

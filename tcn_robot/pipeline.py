@@ -1,9 +1,13 @@
-"""Run every stage end to end: record -> train-tcn (evaluation and RL join as they land).
+"""Run every stage end to end: record -> train-tcn -> evaluate -> train-rl -> replay.
 
 Layout of ``OUT``: ``config.yaml`` (resolved), ``demo/multiview.mp4`` (a scripted human-proxy
-pour, every camera side by side), ``data/`` (the recorded dataset), ``tcn/`` (the TCN run), and
-``metrics.json`` with each stage's figures. Re-running the same command resumes: the recording
-keeps complete episodes, training continues from its last checkpoint, finished stages are kept.
+pour, every camera side by side), ``data/`` (training episodes), ``data_heldout/`` (new seeds and
+camera placements, for evaluation and the demonstration the policy imitates), ``tcn/`` (the TCN
+run), ``evaluate/`` (the TCN against random-init and pixel baselines), ``rl/`` (PPO on the TCN
+reward against one held-out human-proxy video), ``replay/`` (the policy's episodes beside the
+demo), ``metrics.json`` and ``report.md`` linking every figure and video. Re-running the same
+command resumes: recordings keep complete episodes, training continues from its last checkpoint,
+finished stages are kept.
 """
 from __future__ import annotations
 
@@ -14,10 +18,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dataclasses import replace
+
 from .config import Config, save_config
 from .data.record import record_dataset
 from .envs import ATTRIBUTES, PourEnv, run_demonstrator
-from .io import write_json
+from .evaluate.run import evaluate
+from .io import atomic_write_text, write_json
+from .replay import replay
+from .rl import train_rl
 from .train.tcn import train_tcn
 from .video import VideoWriter
 
@@ -38,22 +47,70 @@ def run_pipeline(cfg: Config, out: str | Path) -> dict:
     r = cfg.record
     metrics["record"] = record_dataset(cfg.env, out / "data", r.episodes, r.views, r.image_size, r.seed, r.demonstrators, workers=r.workers)
 
+    stage("record held-out episodes")
+    p = cfg.pipeline
+    metrics["record_heldout"] = record_dataset(cfg.env, out / "data_heldout", p.heldout_episodes, r.views, r.image_size,
+                                               p.heldout_seed, r.demonstrators, workers=r.workers)
+
     stage("train the TCN")
-    metrics["train_tcn"] = _train_tcn_stage(cfg, out / "data", out / "tcn")
+    metrics["train_tcn"] = _resumable(out / "tcn", cfg.train.steps, "last.pt",
+                                      lambda resume: train_tcn(cfg, out / "data", out / "tcn", resume=resume))
+    encoder = out / "tcn" / "checkpoints" / "best.pt"
+
+    stage("evaluate the TCN and the baselines")
+    results = evaluate(cfg, out / "data_heldout", out / "evaluate", [f"TCN={encoder}"], ["random", "pixels"])
+    metrics["evaluate"] = {k: {m: v[m] for m in ("alignment_error", "classification_error_same_view", "reward_same_view") if m in v}
+                           for k, v in results.items()}
+
+    stage("train a policy on the TCN reward")
+    demo = out / "data_heldout" / json.loads((out / "evaluate" / "metrics.json").read_text())["demo"]
+    rl_cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", encoder=str(encoder), demo=str(demo)))
+    metrics["train_rl"] = _resumable(out / "rl", cfg.rl.steps, "last.zip", lambda resume: train_rl(rl_cfg, out / "rl", resume=resume))
+
+    stage("replay the policy")
+    metrics["replay"] = replay(out / "rl", p.replay_episodes, out / "replay")
 
     metrics["wall_seconds"] = time.perf_counter() - started
     write_json(out / "metrics.json", metrics)
-    print(f"pipeline: done in {metrics['wall_seconds']:.0f} s; wrote {out / 'metrics.json'}")
+    atomic_write_text(out / "report.md", pipeline_report(metrics, out))
+    print(f"pipeline: done in {metrics['wall_seconds']:.0f} s; wrote {out / 'report.md'}")
     return metrics
 
 
-def _train_tcn_stage(cfg: Config, data: Path, run: Path) -> dict:
+def _resumable(run: Path, steps: int, checkpoint: str, train) -> dict:
+    """A training stage: kept when finished with ``steps``, resumed when interrupted."""
     done = run / "metrics.json"
-    if done.exists():
-        m = json.loads(done.read_text())
-        if m.get("steps") == cfg.train.steps:
-            return m
-    return train_tcn(cfg, data, run, resume=(run / "checkpoints" / "last.pt").exists())
+    if done.exists() and json.loads(done.read_text()).get("steps") == steps:
+        return json.loads(done.read_text())
+    return train((run / "checkpoints" / checkpoint).exists())
+
+
+def pipeline_report(m: dict, out: Path) -> str:
+    rl, rep, tcn = m["train_rl"]["final_eval"], m["replay"], m["train_tcn"]
+    rows = ["| encoder | alignment error % | classification error % | reward Spearman vs poured |", "| --- | ---: | ---: | ---: |"]
+    for name, e in m["evaluate"].items():
+        rs = e.get("reward_same_view", {}).get("spearman_return_vs_poured")
+        rows.append(f"| {name} | {100 * e.get('alignment_error', float('nan')):.1f} | "
+                    f"{100 * e.get('classification_error_same_view', float('nan')):.1f} | {'-' if rs is None else f'{rs:.2f}'} |")
+    videos = " · ".join(f"[episode {k}](replay/episode_{k}.mp4) ([reward](replay/episode_{k}.png))" for k in range(len(rep["episodes"])))
+    return "\n".join([
+        "# tcn-robot pipeline report", "",
+        f"Wall time: {m['wall_seconds'] / 60:.1f} min. Config: [config.yaml](config.yaml); every figure: [metrics.json](metrics.json).", "",
+        "## Data", "",
+        f"- Demonstration video of the scripted human proxy: [demo/multiview.mp4](demo/multiview.mp4) "
+        f"({m['demo']['fraction_in_bowl']:.0%} poured).",
+        f"- Training set `data/`: {m['record']['episodes']} episodes ({m['record']['demonstrators']}); held-out `data_heldout/`: "
+        f"{m['record_heldout']['episodes']} episodes, new seeds and camera placements.", "",
+        "## TCN", "",
+        f"{tcn['steps']} steps of multi-view TCN ({tcn['loss']}), loss {tcn['train_loss_first']:.3f} -> {tcn['train_loss_final']:.3f}, "
+        f"{tcn['frames_per_second']:.0f} frames/s on {tcn['device']}. Run: [tcn/](tcn/) (TensorBoard in tcn/tb).", "",
+        "## Evaluation on held-out episodes ([report](evaluate/report.md))", "", *rows, "",
+        "## Policy from one human-proxy video", "",
+        f"PPO on the TCN reward against `{Path(m['train_rl']['demo']).name}` for {m['train_rl']['steps']} steps: "
+        f"fraction poured {rl['fraction_in_bowl_mean']:.2f} (std {rl['fraction_in_bowl_std']:.2f}) over {len(rl['fraction_in_bowl'])} "
+        f"evaluation episodes, success rate {rl['success_rate']:.2f}. Curve: [rl/eval_curve.png](rl/eval_curve.png).", "",
+        f"Replay: {videos}; fraction poured {rep['fraction_in_bowl_mean']:.2f}.", "",
+    ])
 
 
 def record_demo_video(cfg: Config, path: Path) -> dict:

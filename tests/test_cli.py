@@ -19,9 +19,11 @@ def test_console_script_help_lists_the_stages():
     assert "pipeline" in out
 
 
-TINY_PIPELINE = ["env.episode_steps=25", "env.num_particles=12", "pipeline.video_size=48", "record.episodes=4",
+TINY_PIPELINE = ["env.num_particles=10", "env.image_size=32", "pipeline.video_size=48", "record.episodes=4",
                  "record.image_size=32", "model.image_size=32", "model.width=8", "train.steps=4", "train.val_every=2",
-                 "train.checkpoint_every=2", "tcn.val_episodes=1", "tcn.frames_per_sequence=4", "tcn.sequences_per_batch=2"]
+                 "train.checkpoint_every=2", "tcn.val_episodes=1", "tcn.frames_per_sequence=4", "tcn.sequences_per_batch=2",
+                 "pipeline.heldout_episodes=3", "pipeline.replay_episodes=1", "evaluate.probe_steps=10", "rl.steps=128",
+                 "rl.n_envs=1", "rl.eval_every=128", "rl.eval_episodes=1", "rl.ppo.n_steps=64", "rl.ppo.batch_size=64", "rl.ppo.n_epochs=1"]
 
 
 def test_pipeline_writes_every_stage_and_resumes(tmp_path):
@@ -29,14 +31,19 @@ def test_pipeline_writes_every_stage_and_resumes(tmp_path):
     rc = main(["pipeline", "--out", str(out), *TINY_PIPELINE])
     assert rc == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["env"]["episode_steps"] == 25 and saved["pipeline"]["video_size"] == 48
+    assert saved["env"]["num_particles"] == 10 and saved["pipeline"]["video_size"] == 48
     metrics = json.loads((out / "metrics.json").read_text())["demo"]
     frames = read_video(out / "demo" / "multiview.mp4")
-    assert frames.shape == (26, 48, 48 * 3, 3) == (metrics["frames"], 48, 48 * metrics["views"], 3)
+    assert frames.shape == (101, 48, 48 * 3, 3) == (metrics["frames"], 48, 48 * metrics["views"], 3)
     assert 0.0 <= metrics["fraction_in_bowl"] <= 1.0
     stages = json.loads((out / "metrics.json").read_text())
     assert stages["record"]["episodes"] == 4 and stages["train_tcn"]["steps"] == 4
-    assert (out / "tcn" / "checkpoints" / "best.pt").exists()
+    assert set(stages["evaluate"]) == {"TCN", "random init", "pixels 16x16"}
+    assert stages["train_rl"]["steps"] == 128 and stages["train_rl"]["reward"] == "tcn"
+    assert len(stages["replay"]["episodes"]) == 1
+    report = (out / "report.md").read_text()
+    for link in ("demo/multiview.mp4", "evaluate/report.md", "rl/eval_curve.png", "replay/episode_0.mp4"):
+        assert f"({link})" in report and (out / link).exists(), link
     ckpt = (out / "tcn" / "checkpoints" / "last.pt").stat().st_mtime_ns
     assert main(["pipeline", "--out", str(out), *TINY_PIPELINE]) == 0  # finished stages are kept
     assert (out / "tcn" / "checkpoints" / "last.pt").stat().st_mtime_ns == ckpt
