@@ -8,7 +8,15 @@ import torch.multiprocessing as mp
 
 from tcn_robot.losses import InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    """The comparisons run in float64; the default is restored so other test modules are unaffected."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def dist(a, b, squared):
