@@ -123,6 +123,7 @@ class EvalAndCheckpoint(BaseCallback):
         self.best = max((h["fraction_in_bowl_mean"] for h in history), default=-np.inf)
         self.next_eval = (history[-1]["steps"] if history else 0) + every
         self.started = time.perf_counter()
+        self.offset = history[-1]["wall_seconds"] if history else 0.0  # time spent before a resume
         self.bar = None
 
     def _on_training_start(self) -> None:
@@ -138,7 +139,7 @@ class EvalAndCheckpoint(BaseCallback):
     def evaluate(self) -> dict:
         result = evaluate(self.model, self.env, self.episodes)
         result["steps"] = int(self.num_timesteps)
-        result["wall_seconds"] = time.perf_counter() - self.started + (self.history[-1]["wall_seconds"] if self.history else 0)
+        result["wall_seconds"] = time.perf_counter() - self.started + self.offset
         self.history.append(result)
         for k in ("fraction_in_bowl_mean", "success_rate", "return_mean"):
             self.logger.record(f"eval/{k}", result[k])
