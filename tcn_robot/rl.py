@@ -30,7 +30,7 @@ from .config import Config, save_config
 from .data.episodes import EpisodeError, load_episode
 from .envs import PourEnv
 from .evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
-from .io import write_json
+from .io import check_resume, write_json
 from .reward import KINDS, LearnedRewardVecEnv
 from .train.engine import pick_device
 
@@ -165,10 +165,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         raise UserError(f"rl.algo must be one of {sorted(ALGOS)}, got {rl.algo!r}")
     run = Path(out)
     last = run / "checkpoints" / "last.zip"
-    if last.exists() and not resume:
-        raise UserError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not last.exists():
-        raise UserError(f"--resume: no checkpoint at {last}")
+    check_resume(run, last, resume)
     encoder, demo = learned_reward_parts(cfg, pick_device(cfg.train.device))
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run)

@@ -19,6 +19,7 @@ from ..data.cache import FrameCache
 from ..data.datasets import MultiViewTCNBatches, SingleViewTCNBatches
 from ..data.episodes import Dataset
 from ..evaluate.metrics import mean_alignment_error
+from ..io import check_resume, write_json
 from ..losses import LOSSES, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
 from ..models import EmbeddingNet
 from .engine import Engine
@@ -103,11 +104,7 @@ def make_source(cfg: TCNSection, data: _Subset, seed: int):
 def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = False) -> dict:
     """Train a TCN on the dataset ``data`` into the run folder ``out``; returns the final metrics."""
     out = Path(out)
-    last = out / "checkpoints" / "last.pt"
-    if last.exists() and not resume:
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not last.exists():
-        raise UserError(f"--resume: no checkpoint at {last}")
+    check_resume(out, out / "checkpoints" / "last.pt", resume)
     cache = FrameCache(Dataset.open(data), progress=distributed.is_main())
     train_idx, val_idx = split_episodes(cache, cfg.tcn.val_episodes)
     train_data = _Subset(cache, train_idx)
@@ -128,7 +125,5 @@ def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fal
     metrics = engine.fit(resume=resume)
     metrics.update(mode=cfg.tcn.mode, loss=cfg.tcn.loss, train_episodes=len(train_idx), val_episodes=len(val_idx))
     if distributed.is_main():
-        from ..io import write_json
-
         write_json(out / "metrics.json", metrics)
     return metrics
