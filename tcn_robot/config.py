@@ -52,6 +52,10 @@ class TCNSection:
 
     mode: str = "multiview"  # multiview | singleview
     loss: str = "triplet"  # triplet | npairs | infonce | lifted
+    # sequence: every sequence of a batch is its own contrast, negatives are other instants of the same
+    # episode (the paper's one-sequence batches: the embedding cannot lean on what tells episodes apart,
+    # such as colours); batch: every other row of the batch, gathered over all ranks under DDP
+    negatives: str = "sequence"
     sequences_per_batch: int = 4
     frames_per_sequence: int = 16
     margin: float = 0.2  # triplet margin (squared distances of L2-normalized embeddings)

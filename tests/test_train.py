@@ -111,3 +111,30 @@ def test_torchrun_two_processes_train_with_ddp_and_write_one_checkpoint(dataset,
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 3
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+@pytest.mark.parametrize("loss", ["triplet", "npairs", "infonce", "lifted"])
+def test_sequence_negatives_average_one_contrast_per_sequence(loss):
+    """negatives=sequence: the batch loss is the mean of the loss on each sequence alone, and
+    differs from negatives=batch, where other sequences' rows are negatives too."""
+    from tcn_robot.losses import InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
+    from tcn_robot.train.tcn import TCNMethod
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"anchor": torch.randint(0, 255, (8, 2, 2, 3), generator=g, dtype=torch.uint8),
+             "positive": torch.randint(0, 255, (8, 2, 2, 3), generator=g, dtype=torch.uint8),
+             "episode": torch.tensor([3, 3, 3, 3, 7, 7, 7, 7]), "time": torch.tensor([1, 5, 9, 20, 0, 4, 8, 30])}
+    proj = torch.randn(12, 4, generator=g)
+    embed = lambda frames: torch.nn.functional.normalize(frames.float().flatten(1) @ proj, dim=1)  # noqa: E731
+    cfg = load_config(None, [f"tcn.loss={loss}"]).tcn
+    value, _ = TCNMethod(cfg).loss(embed, batch)
+    one = {"triplet": lambda a, p, y: TripletLoss(cfg.margin, gather=False)(torch.cat([a, p]), torch.cat([y, y])),
+           "npairs": lambda a, p, y: NPairsLoss(cfg.reg_lambda, gather=False)(a, p, y, y),
+           "infonce": lambda a, p, y: InfoNCELoss(cfg.temperature, symmetric=True, gather=False)(a, p, y, y),
+           "lifted": lambda a, p, y: LiftedStructuredLoss(cfg.lifted_margin, gather=False)(torch.cat([a, p]), torch.cat([y, y]))}[loss]
+    a, p = embed(batch["anchor"]), embed(batch["positive"])
+    y = torch.arange(8)
+    expected = (one(a[:4], p[:4], y[:4]) + one(a[4:], p[4:], y[4:])) / 2
+    assert value.item() == pytest.approx(expected.item(), abs=1e-6)
+    whole, _ = TCNMethod(load_config(None, [f"tcn.loss={loss}", "tcn.negatives=batch"]).tcn).loss(embed, batch)
+    assert whole.item() == pytest.approx(one(a, p, y).item(), abs=1e-6) and whole.item() != pytest.approx(value.item())

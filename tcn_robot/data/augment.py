@@ -19,8 +19,8 @@ class AugmentConfig:
     crop_ratio: tuple[float, float] = (0.85, 1.15)
     brightness: float = 0.3
     contrast: float = 0.3
-    saturation: float = 0.3
-    hue: float = 0.03
+    saturation: float = 0.4
+    hue: float = 0.2  # strong: anchor and positive get different hues, against per-episode colour randomization
     jitter_prob: float = 0.8
 
 

@@ -162,7 +162,8 @@ class Engine:
                     raise UserError(f"loss became {value} at step {self.step + 1}; training stopped ({good}). "
                                     "Lower train.lr or check the data.")
                 self.optimizer.zero_grad(set_to_none=True)
-                (loss * self.world).backward()  # the losses gather: DDP's mean over ranks then gives the global gradient
+                # a loss over the gathered global batch is scaled so that DDP's mean over ranks gives its gradient
+                (loss * (self.world if getattr(self.method, "gathers", False) else 1)).backward()
                 grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
                 self.optimizer.step()
                 self.step += 1

@@ -1,7 +1,8 @@
 """``tcn-robot train-tcn``: Time-Contrastive Networks (Sermanet et al. 2017).
 
 Multi-view TCN (the paper's default): the anchor and the positive are the same instant seen
-from two cameras; every other instant of the batch is a negative. Single-view TCN: the positive
+from two cameras; the other instants of the same sequence are its negatives (or, with
+``tcn.negatives=batch``, every other row of the batch). Single-view TCN: the positive
 is a frame within ``pos_radius`` of the anchor in the same video, the explicit negative one at
 least ``neg_radius`` away. Losses: triplet (semi-hard mining by default), npairs, InfoNCE,
 lifted structured (``losses.py``).
@@ -26,20 +27,25 @@ from .engine import Engine
 
 
 class TCNMethod:
-    """Batch -> loss for multi-view or single-view TCN with any of the four losses."""
+    """Batch -> loss for multi-view or single-view TCN with any of the four losses, with negatives
+    from the anchor's own sequence (``negatives="sequence"``) or from the whole batch."""
 
     def __init__(self, cfg: TCNSection) -> None:
         if cfg.mode not in ("multiview", "singleview"):
             raise UserError(f"tcn.mode must be multiview or singleview, got {cfg.mode!r}")
         if cfg.loss not in LOSSES:
             raise UserError(f"tcn.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+        if cfg.negatives not in ("sequence", "batch"):
+            raise UserError(f"tcn.negatives must be sequence or batch, got {cfg.negatives!r}")
         self.cfg = cfg
+        self.gathers = cfg.negatives == "batch"  # the engine scales a gathered loss for DDP's mean
+        g = self.gathers
         self.fn = {
-            "triplet": TripletLoss(cfg.margin, cfg.mining),
-            "npairs": NPairsLoss(cfg.reg_lambda),
+            "triplet": TripletLoss(cfg.margin, cfg.mining, gather=g),
+            "npairs": NPairsLoss(cfg.reg_lambda, gather=g),
             "infonce": InfoNCELoss(cfg.temperature, symmetric=cfg.symmetric and cfg.mode == "multiview",
-                                   exclusion_radius=cfg.exclusion_radius),
-            "lifted": LiftedStructuredLoss(cfg.lifted_margin),
+                                   exclusion_radius=cfg.exclusion_radius, gather=g),
+            "lifted": LiftedStructuredLoss(cfg.lifted_margin, gather=g),
         }[cfg.loss]
 
     def loss(self, embed, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -54,19 +60,29 @@ class TCNMethod:
         ep = batch["episode"].to(z.device)
         t = batch["time"].to(z.device)
         if multi:
-            cand_label, cand_t = label, t
-            cand_ep = ep
+            cand_label, cand_t, cand_ep = label, t, ep
         else:
             cand_label = torch.cat([label, -1 - label])  # the explicit negatives match no anchor
             cand_t = torch.cat([batch["time_positive"], batch["time_negative"]]).to(z.device)
             cand_ep = torch.cat([ep, ep])
-        if self.cfg.loss in ("triplet", "lifted"):
-            value = self.fn(torch.cat([anchor, cand]), torch.cat([label, cand_label]))
-        elif self.cfg.loss == "npairs":
-            value = self.fn(anchor, cand, label, cand_label)
+        rows = (anchor, cand, label, cand_label, torch.stack([ep, t], 1), torch.stack([cand_ep, cand_t], 1))
+        if self.gathers:
+            value = self._loss(*rows)
         else:
-            value = self.fn(anchor, cand, label, cand_label, torch.stack([ep, t], 1), torch.stack([cand_ep, cand_t], 1))
+            value = torch.stack([self._loss(*self._select(rows, ep == e, cand_ep == e)) for e in torch.unique(ep)]).mean()
         return value, {"frames": len(frames)}
+
+    @staticmethod
+    def _select(rows, a_mask, c_mask):
+        anchor, cand, label, cand_label, a_ids, c_ids = rows
+        return anchor[a_mask], cand[c_mask], label[a_mask], cand_label[c_mask], a_ids[a_mask], c_ids[c_mask]
+
+    def _loss(self, anchor, cand, label, cand_label, a_ids, c_ids) -> torch.Tensor:
+        if self.cfg.loss in ("triplet", "lifted"):
+            return self.fn(torch.cat([anchor, cand]), torch.cat([label, cand_label]))
+        if self.cfg.loss == "npairs":
+            return self.fn(anchor, cand, label, cand_label)
+        return self.fn(anchor, cand, label, cand_label, a_ids, c_ids)
 
 
 def split_episodes(cache: FrameCache, val_episodes: int) -> tuple[list[int], list[int]]:
