@@ -7,7 +7,7 @@ the state). Any ``PourConfig`` field can be passed to ``gymnasium.make`` as a ke
 import gymnasium as gym
 
 from .config import CameraRange, PourConfig, make_pour_config
-from .demonstrators import DEMONSTRATORS, Step, run_demonstrator
+from .demonstrators import DEMONSTRATORS, Step, run_demonstrator, run_paired
 from .pour_env import PourEnv
 from .task import ATTRIBUTES, EMBODIMENTS, Measurement, PouringWorld
 
@@ -19,5 +19,5 @@ for _id, _obs in ENV_IDS.items():
 
 __all__ = [
     "ATTRIBUTES", "DEMONSTRATORS", "EMBODIMENTS", "ENV_IDS", "CameraRange", "Measurement", "PourConfig",
-    "PourEnv", "PouringWorld", "Step", "make_pour_config", "run_demonstrator",
+    "PourEnv", "PouringWorld", "Step", "make_pour_config", "run_demonstrator", "run_paired",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 
 from .pour_env import PourEnv
 
-DEMONSTRATORS = ("human", "robot", "random")
+DEMONSTRATORS = ("human", "robot", "random", "paired")  # paired: recorded by the recorder with run_paired
 
 
 @dataclass
@@ -64,29 +64,65 @@ def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial
     return plan
 
 
-def _human_pour(env: PourEnv, seed: int, partial_prob: float = 0.1) -> Iterator[Step]:
-    """The floating hand reaches for the cup, grasps it, pours, puts it down and withdraws."""
+def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1) -> list[tuple[np.ndarray, str | None, bool]]:
+    """The human proxy's episode as (hand pose [x, y, z, tilt], event, holding) per control step:
+    reach for the cup, grasp, pour, put it down, release, withdraw. ``env`` must be freshly reset."""
     rng = np.random.default_rng([seed, 1])
-    world = env.world
     start = env.target_center.copy()  # the hand's grasp centre, away from the cup
-    cup = world.measure().cup_center
+    cup = env.world.measure().cup_center
     pregrasp = cup + np.array([0.0, -rng.uniform(0.05, 0.08), rng.uniform(0.0, 0.02)])
     reach = _segment(np.array([*start, 0.0]), np.array([*pregrasp, 0.0]), int(rng.integers(7, 12)))
     reach += _segment(np.array([*pregrasp, 0.0]), np.array([*cup, 0.0]), int(rng.integers(3, 5)))
     plan = pour_plan(env, rng, cup, partial=rng.uniform() < partial_prob)
     retreat = _segment(np.array([*cup, 0.0]), np.array([*pregrasp, 0.0]) + [0, -0.05, 0.06, 0], int(rng.integers(6, 10)))
-    script = [(pose, None) for pose in reach] + [(reach[-1], "grasp")] + [(pose, None) for pose in plan]
-    script += [(plan[-1], "release")] + [(pose, None) for pose in retreat]
+    script = [(pose, None, False) for pose in reach] + [(reach[-1], "grasp", True)] + [(pose, None, True) for pose in plan]
+    script += [(plan[-1], "release", False)] + [(pose, None, False) for pose in retreat]
     while len(script) < env.cfg.episode_steps:
-        script.append((script[-1][0], None))
-    for pose, event in script[: env.cfg.episode_steps]:
-        if event == "grasp":
-            world.holder.grasp(world.cup, env.cfg.cup_height)
-        elif event == "release":
-            world.holder.release()
-        action = env.action_for(pose[:3], pose[3])
-        obs, reward, _, _, info = env.drive(pose[:3], pose[3])
-        yield Step(action, obs, reward, info)
+        script.append((script[-1][0], None, False))
+    return script[: env.cfg.episode_steps]
+
+
+def _hand_step(env: PourEnv, pose: np.ndarray, event: str | None) -> Step:
+    """One control step of the hand: grasp or release first if the script says so, then move."""
+    world = env.world
+    if event == "grasp":
+        world.holder.grasp(world.cup, env.cfg.cup_height)
+    elif event == "release":
+        world.holder.release()
+    return _drive(env, pose)
+
+
+def _drive(env: PourEnv, pose: np.ndarray) -> Step:
+    action = env.action_for(pose[:3], pose[3])
+    obs, reward, _, _, info = env.drive(pose[:3], pose[3])
+    return Step(action, obs, reward, info)
+
+
+def _human_pour(env: PourEnv, seed: int, partial_prob: float = 0.1) -> Iterator[Step]:
+    """The floating hand reaches for the cup, grasps it, pours, puts it down and withdraws."""
+    for pose, event, _ in human_script(env, seed, partial_prob):
+        yield _hand_step(env, pose, event)
+
+
+def run_paired(human_env: PourEnv, robot_env: PourEnv, seed: int, partial_prob: float = 0.1) -> Iterator[tuple[Step, Step]]:
+    """The human-proxy pour and, in a twin world built from the same seed (same scene, colours and
+    cameras), the robot moving the cup along the same path: it holds the cup still while the hand
+    reaches and after it lets go, and follows the hand's cup pose while the hand holds it.
+    Resets both envs now; yields (human step, robot step) per control step."""
+    if human_env.embodiment != "human" or robot_env.embodiment != "robot":
+        raise ValueError("run_paired needs a human and a robot PourEnv")
+    human_env.reset(seed=seed)
+    robot_env.reset(seed=seed)
+    script = human_script(human_env, seed, partial_prob)
+
+    def steps():
+        held = np.array([*robot_env.target_center, 0.0])
+        for pose, event, holding in script:
+            human = _hand_step(human_env, pose, event)
+            held = pose if holding else held
+            yield human, _drive(robot_env, held)
+
+    return steps()
 
 
 def _robot_pour(env: PourEnv, seed: int, noise: float = 0.15, partial_prob: float = 0.1) -> Iterator[Step]:

@@ -108,14 +108,16 @@ class PouringWorld:
                 ccdSweptSphereRadius=0.9 * cfg.particle_radius if cfg.ccd else 0.0,
             )
         start_center = self.cup_center_from_origin(cup_origin, 0.0)
+        # drawn for both embodiments, so that a robot world and a hand world built from one seed
+        # get the same cameras (the paired recordings rely on it)
+        hand_offset = np.array([rng.uniform(-0.15, 0.05), rng.uniform(-0.3, -0.2), rng.uniform(0.1, 0.2)])
         if self.embodiment == "robot":
             standoff = PALM_THICKNESS + self.cup_outer + 0.002
             self.holder = Robot(sim, ROBOT_BASE, standoff, self.cup_outer, cfg.substeps)
             self.holder.place(start_center, 0.0)
             self.holder.grasp(self.cup, cfg.cup_height)
         else:
-            offset = np.array([rng.uniform(-0.15, 0.05), rng.uniform(-0.3, -0.2), rng.uniform(0.1, 0.2)])
-            self.hand_start = start_center + offset
+            self.hand_start = start_center + hand_offset
             self.holder = Hand(sim, self.hand_start, 0.0, self.cup_outer, colors["skin"][:3], cfg.substeps)
         for _ in range(cfg.settle_substeps):
             sim.step()

@@ -321,3 +321,13 @@ def test_import_videos_builds_episodes_and_reports_bad_sequences(tmp_path):
     assert Dataset.open(tmp_path / "ds").episodes[2].num_frames == 8
     with pytest.raises(UserError, match="no videos named like"):
         import_videos(tmp_path / "ds", tmp_path / "other")
+
+
+def test_paired_episodes_hold_the_human_views_then_the_robot_twin_views(tmp_path):
+    record_dataset(make_pour_config(**SMALL), tmp_path, 1, 2, 32, 0, "paired=1")
+    (ep,) = Dataset.open(tmp_path, strict=True).episodes
+    assert ep.num_views == 4 and ep.meta["view_embodiments"] == ["human", "human", "robot", "robot"]
+    assert ep.meta["cameras"][:2] == ep.meta["cameras"][2:]
+    first = [ep.read_view(v)[0].astype(int) for v in range(4)]
+    # the same camera sees the same scene (the hand differs from the arm): close, not identical
+    assert 0 < np.abs(first[0] - first[2]).mean() < np.abs(first[0] - first[1]).mean()

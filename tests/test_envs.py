@@ -204,3 +204,18 @@ def test_bad_config_names_the_key():
         make_pour_config(num_particle=3)
     with pytest.raises(ValueError, match="agent_view"):
         make_pour_config(agent_view=7)
+
+
+def test_paired_twin_worlds_share_the_scene_and_the_cup_path():
+    from tcn_robot.envs import run_paired
+
+    human, robot = PourEnv(embodiment="human"), PourEnv(embodiment="robot")
+    steps = run_paired(human, robot, seed=4, partial_prob=0.0)
+    assert human.world.cameras == robot.world.cameras
+    assert np.array_equal(human.world.bowl_pos, robot.world.bowl_pos)
+    gaps = []
+    for h, r in steps:
+        if h.info["contact"]:  # while the hand holds the cup the robot carries it along the same path
+            gaps.append(np.linalg.norm(human.measurement.cup_center - robot.measurement.cup_center))
+    assert len(gaps) > 40 and np.median(gaps) < 0.02 and max(gaps) < 0.06
+    assert h.info["fraction_in_bowl"] >= 0.9 and r.info["fraction_in_bowl"] >= 0.9

@@ -1,5 +1,8 @@
 """``tcn-robot record``: run the scripted demonstrators in the pouring world and write episodes.
 
+Demonstrators: ``human``, ``robot``, ``random`` and ``paired`` (the human-proxy pour and its
+robot twin moving the cup along the same path in an identical scene, recorded as one episode
+whose extra views show the robot: multi-view TCN then treats embodiment like viewpoint).
 Episode ``i`` of a dataset is a pure function of (settings, seed, i): its demonstrator comes from
 a low-discrepancy sequence over the mix (so every prefix of the dataset keeps the proportions
 and growing ``--episodes`` keeps the episodes already recorded), its env seed from
@@ -25,7 +28,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from .. import UserError, __version__
-from ..envs import ATTRIBUTES, DEMONSTRATORS, PourConfig, PourEnv, run_demonstrator
+from ..envs import ATTRIBUTES, DEMONSTRATORS, PourConfig, PourEnv, run_demonstrator, run_paired
 from ..envs.config import spread_cameras
 from .episodes import MANIFEST, META, TMP_MARK, EpisodeWriter, read_manifest, write_manifest
 
@@ -106,23 +109,32 @@ def _env(cfg: PourConfig, embodiment: str) -> PourEnv:
 
 
 def record_episode(plan: EpisodePlan, cfg: PourConfig, root: Path) -> dict:
-    """Play ``plan`` and write it under ``root``; returns a summary of the episode."""
-    env = _env(cfg, "human" if plan.demonstrator == "human" else "robot")
-    steps = run_demonstrator(plan.demonstrator, env, plan.seed)
+    """Play ``plan`` and write it under ``root``; returns a summary of the episode.
+
+    A ``paired`` episode holds 2V views: the V cameras of the human-proxy world, then the same V
+    cameras of its robot twin (``meta["view_embodiments"]``); states come from the human world.
+    """
+    if plan.demonstrator == "paired":
+        envs = [_env(cfg, "human"), _env(cfg, "robot")]
+        steps = (pair[0] for pair in run_paired(*envs, plan.seed))
+    else:
+        envs = [_env(cfg, "human" if plan.demonstrator == "human" else "robot")]
+        steps = run_demonstrator(plan.demonstrator, envs[0], plan.seed)
+    env = envs[0]
     views = len(cfg.cameras)
-    writer = EpisodeWriter(root, plan.name, views, env.metadata["render_fps"], (cfg.image_size, cfg.image_size))
+    writer = EpisodeWriter(root, plan.name, views * len(envs), env.metadata["render_fps"], (cfg.image_size, cfg.image_size))
     rows: dict[str, list] = {k: [] for k in ("cup_position", "cup_quat", "tilt", "fraction_in_cup", "fraction_in_bowl",
                                              "fraction_spilled", "fraction_in_air", "camera", *ATTRIBUTES)}
     actions, rewards = [], []
 
     def capture() -> None:
-        writer.add(env.render_views())
+        writer.add([frame for e in envs for frame in e.render_views()])
         m = env.measurement
         for k, v in (("cup_position", m.cup_center), ("cup_quat", m.cup_quat), ("tilt", m.tilt)):
             rows[k].append(v)
         for k, v in m.info().items():
             rows[k].append(v)
-        rows["camera"].append([_camera_row(env.world.camera_now(v)) for v in range(views)])
+        rows["camera"].append([_camera_row(e.world.camera_now(v)) for e in envs for v in range(views)])
 
     try:
         capture()
@@ -139,7 +151,8 @@ def record_episode(plan: EpisodePlan, cfg: PourConfig, root: Path) -> dict:
         meta = {
             "name": plan.name, "index": plan.index, "seed": plan.seed, "fps": env.metadata["render_fps"],
             "image_size": [cfg.image_size, cfg.image_size], "embodiment": env.embodiment,
-            "demonstrator": plan.demonstrator, "cameras": [c.as_dict() for c in env.world.cameras],
+            "view_embodiments": [e.embodiment for e in envs for _ in range(views)],
+            "demonstrator": plan.demonstrator, "cameras": [c.as_dict() for e in envs for c in e.world.cameras],
             "agent_view": cfg.agent_view, "camera_columns": list(CAMERA_COLUMNS), "action_axes": list(cfg.action_axes),
             "fraction_in_bowl": final.in_bowl, "is_success": final.in_bowl >= cfg.success_fraction,
             "versions": _versions(),
