@@ -160,9 +160,14 @@ class Evaluation:
         return out
 
     def _groups(self, idx: list[int]) -> dict[str, np.ndarray]:
+        """Episodes by outcome, and the successful ones by embodiment (the gap a reward against a
+        human video must bridge: successful robot pours should score near successful human ones)."""
         demo = np.array([self.metas[i].get("demonstrator") for i in idx])
+        body = np.array([self.metas[i].get("embodiment") for i in idx])
         success = np.array([bool(self.metas[i].get("is_success")) for i in idx])
-        return {"successful": success, "failed": ~success & (demo != "random"), "random": demo == "random"}
+        return {"successful": success, "failed": ~success & (demo != "random"), "random": demo == "random",
+                "successful_human": success & (body == "human") & (demo != "random"),
+                "successful_robot": success & (body == "robot") & (demo != "random")}
 
     # --------------------------------------------------------------- figures
     def _plots(self, enc: Encoder, embs, demo, names, out: Path) -> dict:
@@ -224,8 +229,9 @@ def _f(x, pct: bool = True) -> str:
 def report(results: dict, ev: Evaluation, data) -> str:
     rows = [
         "| encoder | alignment error % | classification error % (same view) | (cross view) | linear probe error % "
-        "| Kendall tau (same / cross) | cycle consistency (same / cross) | reward Spearman (same / cross demo view) | success > failed > random |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+        "| Kendall tau (same / cross) | cycle consistency (same / cross) | reward Spearman (same / cross demo view) "
+        "| mean reward: human / robot / random pours | success > failed > random |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
     for name, m in results.items():
         rs, rc = m.get("reward_same_view", {}), m.get("reward_cross_view", {})
@@ -235,6 +241,7 @@ def report(results: dict, ev: Evaluation, data) -> str:
             f"| {_f(m.get('kendall_tau_same_view'), False)} / {_f(m.get('kendall_tau_cross_view'), False)} "
             f"| {_f(m.get('cycle_consistency_same_view'), False)} / {_f(m.get('cycle_consistency_cross_view'), False)} "
             f"| {_f(rs.get('spearman_return_vs_poured'), False)} / {_f(rc.get('spearman_return_vs_poured'), False)} "
+            f"| {' / '.join(_f(rs.get('mean_return', {}).get(g), False) for g in ('successful_human', 'successful_robot', 'random'))} "
             f"| {'yes' if rs.get('success_above_failed_above_random') else 'no'} |")
     per = ["| encoder | " + " | ".join(ATTRIBUTES) + " |", "| --- |" + " ---: |" * len(ATTRIBUTES)]
     for name, m in results.items():
@@ -251,6 +258,7 @@ def report(results: dict, ev: Evaluation, data) -> str:
         "1 - class-averaged recall@1 of the five attributes, neighbours from other episodes, classes never retrieved "
         "count as misses (lower is better). Kendall tau and cycle consistency over pairs of successful episodes "
         "(higher is better). Reward Spearman: rank correlation of an episode's mean TCN reward against the "
-        "demo with the fraction finally poured.", "",
+        "demo with the fraction finally poured; mean reward per step of successful human-proxy pours, successful "
+        "robot pours and random exploration (the agent view against the demo).", "",
         *rows, "", "Classification error per attribute (same view, %):", "", *per, "", "Figures:", "", *figs, "",
     ])
