@@ -42,7 +42,7 @@ class RecordSection:
     views: int = 3
     image_size: int = 64
     seed: int = 0
-    demonstrators: str = "human=0.5,robot=0.25,random=0.25"  # proportions of each demonstrator
+    demonstrators: str = "paired=0.5,human=0.2,robot=0.15,random=0.15"  # proportions of each demonstrator
     workers: int = 1
 
 
