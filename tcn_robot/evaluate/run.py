@@ -62,9 +62,10 @@ class Evaluation:
             except EpisodeError as e:
                 raise UserError(f"--demo: {e}") from None
             return np.stack([ep.read_view(v) for v in range(ep.num_views)], 1), ep.name
-        for i, m in enumerate(self.metas):
-            if m.get("demonstrator") == "human" and m.get("is_success"):
-                return self.cache.arrays[i], self.cache.episodes[i].name
+        for i, m in enumerate(self.metas):  # a paired episode's first views are its human-proxy views
+            if m.get("demonstrator") in ("human", "paired") and m.get("is_success"):
+                human = [v for v, e in enumerate(m.get("view_embodiments", ["human"] * self.cache.arrays[i].shape[1])) if e == "human"]
+                return self.cache.arrays[i][:, human], self.cache.episodes[i].name
         raise UserError("no successful human-proxy episode in the data to use as the demo; pass --demo EPISODE_DIR")
 
     def run(self, enc: Encoder, out: Path) -> dict:
