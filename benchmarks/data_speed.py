@@ -78,7 +78,7 @@ def main() -> None:
         n = sum(decode_batch(ds, rng, 4, 16) for _ in range(args.batches))
         decoded = n / (time.perf_counter() - start)
         print()
-        print(f"| training batches (3 views, 64 px, 4 x 16 pairs) | frames/s | ratio |")
+        print("| training batches (3 views, 64 px, 4 x 16 pairs) | frames/s | ratio |")
         print("| --- | ---: | ---: |")
         print(f"| decoding MP4 directly | {decoded:.0f} | 1.0 |")
         print(f"| frame cache (memory-mapped) | {cached:.0f} | {cached / decoded:.0f} |")

@@ -11,7 +11,6 @@ import argparse
 import platform
 import time
 
-import numpy as np
 
 from tcn_robot.envs import PourEnv, run_demonstrator
 

@@ -89,7 +89,7 @@ def main() -> None:
                 print(f"| {name} | {n} | {dim} | {t_ours:.2f} | {naive_s} | {ratio} |", flush=True)
             a, p = x[::2], x[1::2]
             for name, fn in (("npairs", NPairsLoss(gather=False)), ("InfoNCE", InfoNCELoss(0.1, symmetric=True, gather=False))):
-                t = timed(lambda a, p: fn(a, p, y[::2], y[1::2]), a, p)
+                t = timed(lambda a, p, fn=fn, y=y: fn(a, p, y[::2], y[1::2]), a, p)
                 print(f"| {name} | {n} | {dim} | {t:.2f} | (already a matrix product) | - |", flush=True)
 
 

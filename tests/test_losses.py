@@ -26,7 +26,7 @@ def dist(a, b, squared):
 
 def naive_triplet(x, y, margin, mining, squared):
     n = len(y)
-    losses, count = [], 0
+    losses = []
     negs = lambda i: [k for k in range(n) if y[k] != y[i]]
     if mining == "hard":
         for i in range(n):

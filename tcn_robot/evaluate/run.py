@@ -22,7 +22,7 @@ from ..data.cache import FrameCache
 from ..data.episodes import Dataset, load_episode, EpisodeError
 from ..envs import ATTRIBUTES
 from ..io import atomic_write_text, write_json
-from ..reward import RewardConfig, episode_tcn_rewards
+from ..reward import episode_tcn_rewards
 from ..train.engine import pick_device
 from . import plots
 from .encoders import Encoder, baseline_encoder, checkpoint_encoder
