@@ -169,6 +169,8 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     encoder, demo = learned_reward_parts(cfg, pick_device(cfg.train.device))
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run)
+    if rl.n_envs > 1:  # the env subprocesses keep the cores busy: more torch threads here only oversubscribe them
+        torch.set_num_threads(1)
     torch.manual_seed(rl.seed)
     venv = make_vec_env(cfg, rl.n_envs, encoder, demo)
     venv.seed(rl.seed)
