@@ -104,3 +104,13 @@ def test_evaluate_writes_metrics_report_and_figures(tmp_path):
             assert (out / f).stat().st_size > 0
     report = (out / "report.md").read_text()
     assert "random init" in report and "pixels 16x16" in report
+
+
+def test_reward_ordering_compares_only_the_groups_present():
+    from tcn_robot.evaluate.run import _ordered
+
+    order = ("successful", "failed", "random")
+    assert _ordered({"successful": -0.5, "failed": -1.0, "random": -1.5}, order) is True
+    assert _ordered({"successful": -0.5, "failed": -2.0, "random": -1.5}, order) is False
+    assert _ordered({"successful": -0.5, "random": -1.5}, order) is True  # no failed demonstration
+    assert _ordered({"random": -1.5}, order) is None

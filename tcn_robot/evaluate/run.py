@@ -154,19 +154,19 @@ class Evaluation:
                 "kendall_return_vs_poured": kendall_tau(returns, finals),
                 "spearman_within_episode": float(np.nanmean(within)),
                 "mean_return": by_group,
-                "success_above_failed_above_random": bool(
-                    all(g in by_group for g in ("successful", "failed", "random"))
-                    and by_group["successful"] > by_group["failed"] > by_group["random"]),
+                "success_above_failed_above_random": _ordered(by_group, ("successful", "failed", "random")),
             }
         return out
 
     def _groups(self, idx: list[int]) -> dict[str, np.ndarray]:
-        """Episodes by outcome, and the successful ones by embodiment (the gap a reward against a
+        """Demonstrations by outcome, random exploration (whatever it poured), and the successful
+        demonstrations by embodiment (the gap a reward against a
         human video must bridge: successful robot pours should score near successful human ones)."""
         demo = np.array([self.metas[i].get("demonstrator") for i in idx])
         body = np.array([self.metas[i].get("embodiment") for i in idx])
         success = np.array([bool(self.metas[i].get("is_success")) for i in idx])
-        return {"successful": success, "failed": ~success & (demo != "random"), "random": demo == "random",
+        scripted = demo != "random"
+        return {"successful": success & scripted, "failed": ~success & scripted, "random": ~scripted,
                 "successful_human": success & (body == "human") & (demo != "random"),
                 "successful_robot": success & (body == "robot") & (demo != "random")}
 
@@ -227,11 +227,22 @@ def _f(x, pct: bool = True) -> str:
     return f"{100 * x:.1f}" if pct else f"{x:.2f}"
 
 
+def _ordered(values: dict[str, float], order: tuple[str, ...]) -> bool | None:
+    """Whether the groups of ``order`` present in ``values`` are strictly decreasing in that order;
+    None when fewer than two are present (nothing to compare)."""
+    present = [values[g] for g in order if g in values]
+    return all(a > b for a, b in zip(present, present[1:])) if len(present) > 1 else None
+
+
+def _yes_no(x: bool | None) -> str:
+    return "n/a" if x is None else ("yes" if x else "no")
+
+
 def report(results: dict, ev: Evaluation, data) -> str:
     rows = [
         "| encoder | alignment error % | classification error % (same view) | (cross view) | linear probe error % "
         "| Kendall tau (same / cross) | cycle consistency (same / cross) | reward Spearman (same / cross demo view) "
-        "| mean reward: human / robot / random pours | success > failed > random |",
+        "| mean reward: human / robot / random pours | successful > failed demos > random (groups present) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
     for name, m in results.items():
@@ -243,7 +254,7 @@ def report(results: dict, ev: Evaluation, data) -> str:
             f"| {_f(m.get('cycle_consistency_same_view'), False)} / {_f(m.get('cycle_consistency_cross_view'), False)} "
             f"| {_f(rs.get('spearman_return_vs_poured'), False)} / {_f(rc.get('spearman_return_vs_poured'), False)} "
             f"| {' / '.join(_f(rs.get('mean_return', {}).get(g), False) for g in ('successful_human', 'successful_robot', 'random'))} "
-            f"| {'yes' if rs.get('success_above_failed_above_random') else 'no'} |")
+            f"| {_yes_no(rs.get('success_above_failed_above_random'))} |")
     per = ["| encoder | " + " | ".join(ATTRIBUTES) + " |", "| --- |" + " ---: |" * len(ATTRIBUTES)]
     for name, m in results.items():
         p = m.get("classification_error_same_view_per_attribute", {})
