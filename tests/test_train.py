@@ -27,7 +27,9 @@ FAST = ["model.image_size=32", "model.width=16", "model.head_channels=32", "mode
 def dataset(tmp_path_factory):
     """8 short episodes (2 views, 32 px); the last 2 are validation."""
     root = tmp_path_factory.mktemp("tcn_data")
-    record_dataset(make_pour_config(episode_steps=40, num_particles=20), root, 8, 2, 32, 0, "human=0.5,robot=0.25,random=0.25")
+    # demonstrations only: a random-exploration episode has little time structure to align, which
+    # made the validation error of these tiny runs swing with the thread count
+    record_dataset(make_pour_config(episode_steps=40, num_particles=20), root, 8, 2, 32, 0, "human=0.5,robot=0.5")
     return root
 
 
@@ -40,7 +42,7 @@ def test_training_lowers_the_loss_and_the_alignment_error_below_random_init(data
     cache = FrameCache(Dataset.open(dataset), progress=False)
     val = [cache.arrays[i] for i in (6, 7)]
     random_errors = []
-    for seed in range(3):
+    for seed in range(5):
         torch.manual_seed(seed)
         random_errors.append(mean_alignment_error([embed_episode(EmbeddingNet(c.model), a) for a in val]))
     m = train_tcn(c, dataset, tmp_path / "run")
