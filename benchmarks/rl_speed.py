@@ -27,6 +27,8 @@ from tcn_robot.rl import make_vec_env
 def measure(cfg, steps: int, n_envs: int, encoder=None, render: bool = False) -> float:
     if render and encoder is None:
         cfg = replace(cfg, env=replace(cfg.env, frame_in_info=True))
+    if encoder is not None:
+        cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn"))
     demo = np.zeros((101, cfg.model.embedding_dim)) if encoder is not None else None
     venv = make_vec_env(cfg, n_envs, encoder, demo)
     model = PPO("MlpPolicy", venv, n_steps=512, batch_size=256, n_epochs=5, seed=0, device="cpu", verbose=0)
