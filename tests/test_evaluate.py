@@ -114,3 +114,17 @@ def test_reward_ordering_compares_only_the_groups_present():
     assert _ordered({"successful": -0.5, "failed": -2.0, "random": -1.5}, order) is False
     assert _ordered({"successful": -0.5, "random": -1.5}, order) is True  # no failed demonstration
     assert _ordered({"random": -1.5}, order) is None
+
+
+def test_a_random_exploration_that_poured_is_not_a_successful_demonstration():
+    from tcn_robot.evaluate.run import Evaluation
+
+    ev = Evaluation.__new__(Evaluation)  # only the episode metadata matters here
+    ev.metas = [{"demonstrator": "human", "embodiment": "human", "is_success": True},
+                {"demonstrator": "robot", "embodiment": "robot", "is_success": False},
+                {"demonstrator": "random", "embodiment": "robot", "is_success": True}]
+    groups = {k: v.tolist() for k, v in ev._groups([0, 1, 2]).items()}
+    assert groups["successful"] == [True, False, False]
+    assert groups["failed"] == [False, True, False]
+    assert groups["random"] == [False, False, True]
+    assert groups["successful_human"] == [True, False, False] and groups["successful_robot"] == [False, False, False]

@@ -160,15 +160,15 @@ class Evaluation:
 
     def _groups(self, idx: list[int]) -> dict[str, np.ndarray]:
         """Demonstrations by outcome, random exploration (whatever it poured), and the successful
-        demonstrations by embodiment (the gap a reward against a
-        human video must bridge: successful robot pours should score near successful human ones)."""
+        demonstrations by embodiment (the gap a reward against a human video must bridge:
+        successful robot pours should score near successful human ones)."""
         demo = np.array([self.metas[i].get("demonstrator") for i in idx])
         body = np.array([self.metas[i].get("embodiment") for i in idx])
         success = np.array([bool(self.metas[i].get("is_success")) for i in idx])
         scripted = demo != "random"
         return {"successful": success & scripted, "failed": ~success & scripted, "random": ~scripted,
-                "successful_human": success & (body == "human") & (demo != "random"),
-                "successful_robot": success & (body == "robot") & (demo != "random")}
+                "successful_human": success & scripted & (body == "human"),
+                "successful_robot": success & scripted & (body == "robot")}
 
     # --------------------------------------------------------------- figures
     def _plots(self, enc: Encoder, embs, demo, names, out: Path) -> dict:
