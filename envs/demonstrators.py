@@ -3,7 +3,8 @@
 TCN training videos mix task demonstrations with undirected interaction. Each demonstrator plays
 one episode of a ``PourEnv`` and yields one ``Step`` per control step; the recorder renders the
 camera rig after each. Poses follow minimum-jerk segments between keyframes with seeded
-variation in timing, pour angle and path, and occasional partial pours.
+variation in timing, pour angle and path, occasional partial pours, and occasional missed pours
+(tipped out short of the bowl, onto the table: the failure a learned reward must tell apart).
 """
 from __future__ import annotations
 
@@ -39,14 +40,17 @@ def _segment(a: np.ndarray, b: np.ndarray, steps: int) -> list[np.ndarray]:
     return [a + (b - a) * min_jerk(k / steps) for k in range(1, steps + 1)]
 
 
-def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial: bool) -> list[np.ndarray]:
+def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial: bool, miss: bool = False) -> list[np.ndarray]:
     """Cup poses [x, y, z, tilt] per control step: lift, carry to the bowl, pour, return, put down.
 
-    ``start`` is the cup's grasp centre standing on the table.
+    ``start`` is the cup's grasp centre standing on the table. A ``miss`` pours at a point up to
+    35% of the way from ``start`` to the bowl, so the particles land on the table.
     """
     world = env.world
     u = rng.uniform
     pour = world.pour_point() + np.array([u(-0.012, 0.012), u(-0.01, 0.01), u(-0.02, 0.02)])
+    if miss:
+        pour[:2] = start[:2] + u(0.0, 0.35) * (pour[:2] - start[:2])
     angle = u(0.9, 1.3) if partial else u(1.95, 2.25)
     hold = int(rng.integers(3, 7)) if partial else int(rng.integers(12, 19))
     p0 = np.array([*start, 0.0])
@@ -64,7 +68,7 @@ def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial
     return plan
 
 
-def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1) -> list[tuple[np.ndarray, str | None, bool]]:
+def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1, miss_prob: float = 0.15) -> list[tuple[np.ndarray, str | None, bool]]:
     """The human proxy's episode as (hand pose [x, y, z, tilt], event, holding) per control step:
     reach for the cup, grasp, pour, put it down, release, withdraw. ``env`` must be freshly reset."""
     rng = np.random.default_rng([seed, 1])
@@ -73,7 +77,7 @@ def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1) -> list[tup
     pregrasp = cup + np.array([0.0, -rng.uniform(0.05, 0.08), rng.uniform(0.0, 0.02)])
     reach = _segment(np.array([*start, 0.0]), np.array([*pregrasp, 0.0]), int(rng.integers(7, 12)))
     reach += _segment(np.array([*pregrasp, 0.0]), np.array([*cup, 0.0]), int(rng.integers(3, 5)))
-    plan = pour_plan(env, rng, cup, partial=rng.uniform() < partial_prob)
+    plan = pour_plan(env, rng, cup, partial=rng.uniform() < partial_prob, miss=rng.uniform() < miss_prob)
     retreat = _segment(np.array([*cup, 0.0]), np.array([*pregrasp, 0.0]) + [0, -0.05, 0.06, 0], int(rng.integers(6, 10)))
     script = [(pose, None, False) for pose in reach] + [(reach[-1], "grasp", True)] + [(pose, None, True) for pose in plan]
     script += [(plan[-1], "release", False)] + [(pose, None, False) for pose in retreat]
@@ -98,13 +102,14 @@ def _drive(env: PourEnv, pose: np.ndarray) -> Step:
     return Step(action, obs, reward, info)
 
 
-def _human_pour(env: PourEnv, seed: int, partial_prob: float = 0.1) -> Iterator[Step]:
+def _human_pour(env: PourEnv, seed: int, partial_prob: float = 0.1, miss_prob: float = 0.15) -> Iterator[Step]:
     """The floating hand reaches for the cup, grasps it, pours, puts it down and withdraws."""
-    for pose, event, _ in human_script(env, seed, partial_prob):
+    for pose, event, _ in human_script(env, seed, partial_prob, miss_prob):
         yield _hand_step(env, pose, event)
 
 
-def run_paired(human_env: PourEnv, robot_env: PourEnv, seed: int, partial_prob: float = 0.1) -> Iterator[tuple[Step, Step]]:
+def run_paired(human_env: PourEnv, robot_env: PourEnv, seed: int, partial_prob: float = 0.1,
+               miss_prob: float = 0.15) -> Iterator[tuple[Step, Step]]:
     """The human-proxy pour and, in a twin world built from the same seed (same scene, colours and
     cameras), the robot moving the cup along the same path: it holds the cup still while the hand
     reaches and after it lets go, and follows the hand's cup pose while the hand holds it.
@@ -113,7 +118,7 @@ def run_paired(human_env: PourEnv, robot_env: PourEnv, seed: int, partial_prob: 
         raise ValueError("run_paired needs a human and a robot PourEnv")
     human_env.reset(seed=seed)
     robot_env.reset(seed=seed)
-    script = human_script(human_env, seed, partial_prob)
+    script = human_script(human_env, seed, partial_prob, miss_prob)
 
     def steps():
         held = np.array([*robot_env.target_center, 0.0])
@@ -125,12 +130,13 @@ def run_paired(human_env: PourEnv, robot_env: PourEnv, seed: int, partial_prob: 
     return steps()
 
 
-def _robot_pour(env: PourEnv, seed: int, noise: float = 0.15, partial_prob: float = 0.1) -> Iterator[Step]:
+def _robot_pour(env: PourEnv, seed: int, noise: float = 0.15, partial_prob: float = 0.1,
+                miss_prob: float = 0.15) -> Iterator[Step]:
     """The robot follows a pour plan through its own action space, with Gaussian action noise
     and a seeded pause before it starts."""
     rng = np.random.default_rng([seed, 2])
     start = env.target_center.copy()
-    plan = pour_plan(env, rng, start, partial=rng.uniform() < partial_prob)
+    plan = pour_plan(env, rng, start, partial=rng.uniform() < partial_prob, miss=rng.uniform() < miss_prob)
     plan = [np.array([*start, 0.0])] * int(rng.integers(0, 8)) + plan
     for k in range(env.cfg.episode_steps):
         goal = plan[min(k, len(plan) - 1)]
@@ -158,7 +164,7 @@ def run_demonstrator(name: str, env: PourEnv, seed: int, **kwargs) -> Iterator[S
     """Reset ``env`` with ``seed`` now and return the demonstrator's steps, one per control step.
 
     ``name`` is ``human`` (``env`` built with ``embodiment="human"``), ``robot`` or ``random``
-    (robot embodiment). Keyword arguments go to the demonstrator (``partial_prob``, ``noise``,
+    (robot embodiment). Keyword arguments go to the demonstrator (``partial_prob``, ``miss_prob``, ``noise``,
     ``smoothing``).
     """
     if name not in _PLAYERS:

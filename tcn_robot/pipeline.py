@@ -119,7 +119,7 @@ def record_demo_video(cfg: Config, path: Path) -> dict:
     seen = {a: set() for a in ATTRIBUTES}
     start = time.perf_counter()
     try:
-        steps = run_demonstrator("human", env, cfg.pipeline.seed)
+        steps = run_demonstrator("human", env, cfg.pipeline.seed, partial_prob=0.0, miss_prob=0.0)
         fps = env.metadata["render_fps"]
         size = cfg.pipeline.video_size
         with VideoWriter(path, fps, (size * len(cfg.env.cameras), size)) as video:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 from tqdm import tqdm
@@ -158,6 +159,32 @@ class EvalAndCheckpoint(BaseCallback):
         self.bar.close()
 
 
+class LearnedReturnLogger(BaseCallback):
+    """Logs ``rollout/learned_ep_rew_mean``, the mean return of the learned reward over the last
+    100 training episodes, beside SB3's ``rollout/ep_rew_mean`` (the env's ground-truth return,
+    from the Monitor inside each env): the learned return rising while the true one falls is
+    reward hacking."""
+
+    def __init__(self, window: int = 100) -> None:
+        super().__init__()
+        self.returns: deque[float] = deque(maxlen=window)
+        self.running: np.ndarray | None = None
+
+    def _on_step(self) -> bool:
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        if self.running is None:
+            self.running = np.zeros(len(infos))
+        self.running += [info.get("learned_reward", 0.0) for info in infos]
+        for i in np.flatnonzero(dones):
+            self.returns.append(float(self.running[i]))
+            self.running[i] = 0.0
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.returns:
+            self.logger.record("rollout/learned_ep_rew_mean", float(np.mean(self.returns)))
+
+
 def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     """Train ``cfg.rl.algo`` on ``cfg.rl.reward`` into ``out``; returns the final metrics."""
     rl = cfg.rl
@@ -186,10 +213,11 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         )
     eval_env = make_vec_env(cfg, 1, encoder, demo)
     callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history)
+    callbacks = CallbackList([callback, LearnedReturnLogger()]) if encoder is not None else callback
     try:
         remaining = rl.steps - model.num_timesteps
         if remaining > 0:
-            model.learn(remaining, callback=callback, reset_num_timesteps=not resume, tb_log_name=rl.algo)
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume, tb_log_name=rl.algo)
         if not history or history[-1]["steps"] != model.num_timesteps:
             callback.model = model
             callback.evaluate()

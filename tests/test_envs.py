@@ -119,7 +119,7 @@ def _crossings(world):
 def test_no_particle_passes_through_the_cup_walls_during_scripted_pours(name):
     env = PourEnv(embodiment="human" if name == "human" else "robot")
     for seed in range(3):
-        steps = run_demonstrator(name, env, seed, partial_prob=0.0)
+        steps = run_demonstrator(name, env, seed, partial_prob=0.0, miss_prob=0.0)
         state = _crossings(env.world)  # after the reset: build() settles through the plain step
         left = 0
         for step in steps:
@@ -157,8 +157,18 @@ def _final_fractions(name, seeds, **kwargs):
 
 @pytest.mark.parametrize("name", ["human", "robot"])
 def test_scripted_pours_get_90_percent_into_the_bowl_on_9_of_10_seeds(name):
-    fractions = _final_fractions(name, range(10), partial_prob=0.0)
+    fractions = _final_fractions(name, range(10), partial_prob=0.0, miss_prob=0.0)
     assert np.sum(fractions >= 0.9) >= 9, fractions
+
+
+@pytest.mark.parametrize("name", ["human", "robot"])
+def test_missed_pours_land_on_the_table(name):
+    env = PourEnv(embodiment="human" if name == "human" else "robot")
+    for seed in range(3):
+        for step in run_demonstrator(name, env, seed, partial_prob=0.0, miss_prob=1.0):
+            pass
+        assert step.info["fraction_in_bowl"] < 0.2 and step.info["fraction_spilled"] > 0.7, (seed, step.info)
+    env.close()
 
 
 def test_partial_pours_and_random_exploration_get_far_less():
@@ -171,7 +181,7 @@ def test_partial_pours_and_random_exploration_get_far_less():
 def test_every_attribute_takes_two_values_in_a_human_proxy_episode():
     env = PourEnv(embodiment="human")
     seen = {a: set() for a in ATTRIBUTES}
-    for step in run_demonstrator("human", env, 0, partial_prob=0.0):
+    for step in run_demonstrator("human", env, 0, partial_prob=0.0, miss_prob=0.0):
         for a in ATTRIBUTES:
             seen[a].add(step.info[a])
     env.close()
@@ -210,7 +220,7 @@ def test_paired_twin_worlds_share_the_scene_and_the_cup_path():
     from tcn_robot.envs import run_paired
 
     human, robot = PourEnv(embodiment="human"), PourEnv(embodiment="robot")
-    steps = run_paired(human, robot, seed=4, partial_prob=0.0)
+    steps = run_paired(human, robot, seed=4, partial_prob=0.0, miss_prob=0.0)
     assert human.world.cameras == robot.world.cameras
     assert np.array_equal(human.world.bowl_pos, robot.world.bowl_pos)
     gaps = []

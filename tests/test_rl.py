@@ -72,6 +72,26 @@ def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     assert not np.allclose(np.array(env_rewards), got), "the env's own reward is kept apart in info"
 
 
+def test_learned_return_logger_sums_each_episode_of_each_env(parts):
+    from tcn_robot.rl import LearnedReturnLogger
+
+    enc, demo = parts
+    acts = actions(2, 2 * STEPS + 1, seed=1)
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS)
+    venv.seed(200)
+    venv.reset()
+    logger = LearnedReturnLogger()
+    for a in acts:
+        _, _, dones, infos = venv.step(a)
+        logger.locals = {"infos": infos, "dones": dones}
+        logger._on_step()
+    expected = []
+    for k in range(2):  # the logger sees the episodes in the order they end: env 0, env 1, env 0, env 1
+        for i in range(2):
+            expected.append(per_env_rewards(enc, demo, "tcn", 200 + i, acts[:, i])[k * STEPS:(k + 1) * STEPS].sum())
+    assert np.allclose(list(logger.returns), expected, atol=1e-4)
+
+
 def test_subprocess_envs_give_the_same_rewards(parts):
     enc, demo = parts
     acts = actions(2, STEPS + 2, seed=1)
@@ -127,7 +147,8 @@ def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_epis
     assert m["steps"] == 256 and m["reward"] == "tcn" and m["demo_view"] == 1
     for f in ("config.yaml", "checkpoints/best.zip", "checkpoints/last.zip", "eval.json", "eval_curve.png"):
         assert (run / f).exists(), f
-    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    events = list((run / "tb").rglob("events.out.tfevents.*"))
+    assert events and any(b"rollout/learned_ep_rew_mean" in e.read_bytes() for e in events)
     assert main(["train-rl", "--out", str(run), "--steps", "384", "--resume", "--reward", "tcn", "--encoder", "pixels",
                  "--demo", str(demo_episode), "--demo-view", "1", "--n-envs", "2", *common]) == 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 384
