@@ -174,6 +174,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         _check(cfg.env)
     except ValueError as e:
         raise UserError(f"{path}{' with overrides' if overrides else ''}: env: {e}") from None
+    if cfg.reward.window < 0:
+        raise UserError(f"{path}{' with overrides' if overrides else ''}: reward.window must be >= 0, got {cfg.reward.window}")
     return cfg
 
 

@@ -6,7 +6,11 @@ term shapes from afar, the Huber-like root term sharpens near the demonstration.
 a = b = 0.5, g = 1e-3 (as third-party TCN reproductions use; the paper gives none).
 
 Time alignment: an episode of T steps and a demo of T_d frames are matched by linear rescaling,
-episode step t <-> demo frame round(t (T_d - 1) / (T - 1)).
+episode step t <-> demo frame i(t) = round(t (T_d - 1) / (T - 1)), and the reward is the best of R
+over the demo frames i(t) - W .. i(t) + W (``reward.window`` = W; W = 0 is the paper's exact index).
+A demonstrator's pace is not the robot's: with W = 0 a pour a few steps early scores below not
+pouring at all, so PPO never learns to pour; W = 10 (0.5 s at 20 Hz) keeps every pour above every
+miss, dump and standing still (README, "Learning to pour").
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ class RewardConfig:
     a: float = 0.5
     b: float = 0.5
     g: float = 1e-3
+    window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
 
 
 def demo_index(t, episode_steps: int, demo_frames: int):
@@ -50,10 +55,18 @@ def goal_reward(w, goal, scale: float):
     return -torch.linalg.norm(w - goal, dim=-1) / scale
 
 
+def aligned_tcn_reward(w, demo, idx, cfg: RewardConfig) -> np.ndarray:
+    """TCN reward (N,) of embeddings ``w`` (N, D) matched to demo frames ``idx`` (N,) of ``demo``
+    (T_d, D): the best over demo frames ``idx - cfg.window .. idx + cfg.window`` (clipped to the demo)."""
+    demo = np.asarray(demo)
+    j = np.clip(np.asarray(idx)[:, None] + np.arange(-cfg.window, cfg.window + 1), 0, len(demo) - 1)
+    return tcn_reward(np.asarray(w)[:, None, :], demo[j], cfg.a, cfg.b, cfg.g).max(-1).values.numpy()
+
+
 def episode_tcn_rewards(episode_emb, demo_emb, cfg: RewardConfig) -> np.ndarray:
     """Per-step TCN reward of an episode's embeddings (T, D) against a demo's (T_d, D)."""
     idx = demo_index(np.arange(len(episode_emb)), len(episode_emb), len(demo_emb))
-    return tcn_reward(np.asarray(episode_emb), np.asarray(demo_emb)[idx], cfg.a, cfg.b, cfg.g).numpy()
+    return aligned_tcn_reward(episode_emb, demo_emb, idx, cfg)
 
 
 class LearnedRewardVecEnv(VecEnvWrapper):
@@ -69,7 +82,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         venv: the vectorized pouring envs.
         encoder: frames uint8 (N, H, W, 3) -> embeddings (N, D) (e.g. an ``evaluate.encoders.Encoder``).
         demo_embeddings: (T_d, D) embeddings of the demonstration frames.
-        cfg: the constants a, b, g of the TCN reward.
+        cfg: the constants a, b, g and the alignment window of the TCN reward.
         kind: ``tcn`` (time-indexed, the paper's) or ``goal`` (XIRL's distance to the demo's last frame).
         episode_steps: steps per episode, for the demo time alignment.
         append_embedding: extend the (state) observation with the current embedding and the demo's at t.
@@ -100,7 +113,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def rewards(self, embeddings: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Rewards (N,) of embeddings (N, D) of frames at steps ``t`` (N,)."""
         if self.kind == "tcn":
-            return tcn_reward(embeddings, self._demo_at(t), self.cfg.a, self.cfg.b, self.cfg.g).numpy()
+            return aligned_tcn_reward(embeddings, self.demo, demo_index(t, self.episode_steps + 1, len(self.demo)), self.cfg)
         return goal_reward(embeddings, self.goal, self.scale).numpy()
 
     def _augment(self, obs: np.ndarray, emb: np.ndarray, t: np.ndarray) -> np.ndarray:

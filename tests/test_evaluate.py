@@ -9,7 +9,7 @@ from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
 from tcn_robot.evaluate.metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency,
                                         kendall_tau, linear_probe_error, spearman)
-from tcn_robot.reward import demo_index, tcn_reward
+from tcn_robot.reward import RewardConfig, demo_index, episode_tcn_rewards, tcn_reward
 
 
 def curve(t, d=4, shift=0.0):
@@ -87,6 +87,19 @@ def test_tcn_reward_formula_and_time_alignment():
     assert r == pytest.approx([-2 * np.sqrt(1e-3), -0.5 * 25 - 2 * np.sqrt(25.001), -0.5 - 2 * np.sqrt(1.001)])
     assert demo_index(np.arange(5), 5, 9).tolist() == [0, 2, 4, 6, 8]
     assert demo_index(np.arange(5), 5, 3).tolist() == [0, 0, 1, 2, 2]
+
+
+def test_the_alignment_window_forgives_a_lag_of_up_to_its_width():
+    demo = np.eye(12)[:, :12] * 2.0  # every demo frame far from every other
+    lagged = np.concatenate([demo[:1], demo[:1], demo[:1], demo[:-3]])  # the episode runs 3 frames behind
+    perfect = -0.5 * np.sqrt(1e-3)  # R at zero distance with a = b = 0.5
+    exact = episode_tcn_rewards(lagged, demo, RewardConfig(window=0))
+    assert exact[3:] == pytest.approx(np.full(9, -0.5 * 8 - 0.5 * np.sqrt(8.001)))  # ||2e_i - 2e_j||^2 = 8
+    assert episode_tcn_rewards(lagged, demo, RewardConfig(window=3))[3:] == pytest.approx(np.full(9, perfect))
+    assert episode_tcn_rewards(lagged, demo, RewardConfig(window=2))[3:] == pytest.approx(exact[3:])
+    ahead = demo[3:]  # 3 frames ahead, 9 frames long: time rescaling maps it onto the 12-frame demo
+    r = episode_tcn_rewards(ahead, demo[:9], RewardConfig(window=3))
+    assert r[:6] == pytest.approx(np.full(6, perfect)) and np.all(r[6:] < perfect)
 
 
 def test_evaluate_writes_metrics_report_and_figures(tmp_path):

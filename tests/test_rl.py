@@ -13,6 +13,7 @@ from tcn_robot.models import ModelConfig
 from tcn_robot.reward import LearnedRewardVecEnv, RewardConfig, demo_index, goal_reward, tcn_reward
 
 STEPS = 5
+RCFG = RewardConfig(window=2)  # the demo has 9 frames: a window that does not cover all of them
 ENV = {"episode_steps": STEPS, "num_particles": 10, "image_size": 32}
 
 
@@ -40,8 +41,10 @@ def per_env_rewards(enc, demo, kind, seed, acts):
         _, _, term, trunc, _ = env.step(a)
         t += 1
         w = enc(env.world.render([env.cfg.agent_view])[0][None])
-        if kind == "tcn":
-            out.append(float(tcn_reward(w, demo[demo_index(np.array([t]), STEPS + 1, len(demo))]).numpy()[0]))
+        if kind == "tcn":  # the best over the demo frames within the window around the matched one
+            i = int(demo_index(t, STEPS + 1, len(demo)))
+            near = range(max(0, i - RCFG.window), min(len(demo), i + RCFG.window + 1))
+            out.append(max(float(tcn_reward(w, demo[j]).numpy()[0]) for j in near))
         else:
             out.append(float(goal_reward(w, demo[-1], np.linalg.norm(demo[0] - demo[-1])).numpy()[0]))
         if term or trunc:
@@ -54,7 +57,7 @@ def per_env_rewards(enc, demo, kind, seed, acts):
 def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     enc, demo = parts
     acts = actions(3, 2 * STEPS + 2)
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 3), enc, demo, RewardConfig(), kind, STEPS)
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 3), enc, demo, RCFG, kind, STEPS)
     venv.seed(100)
     venv.reset()
     got, env_rewards, dones_seen = [], [], []
@@ -77,7 +80,7 @@ def test_learned_return_logger_sums_each_episode_of_each_env(parts):
 
     enc, demo = parts
     acts = actions(2, 2 * STEPS + 1, seed=1)
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS)
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
     venv.seed(200)
     venv.reset()
     logger = LearnedReturnLogger()
@@ -97,7 +100,7 @@ def test_subprocess_envs_give_the_same_rewards(parts):
     acts = actions(2, STEPS + 2, seed=1)
     out = []
     for cls in (DummyVecEnv, SubprocVecEnv):
-        venv = LearnedRewardVecEnv(cls([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS)
+        venv = LearnedRewardVecEnv(cls([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
         venv.seed(7)
         venv.reset()
         out.append(np.array([venv.step(a)[1] for a in acts]))
