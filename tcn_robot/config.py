@@ -119,6 +119,10 @@ class RLSection:
     demo: str = ""  # tcn/goal: the demonstration episode folder
     demo_view: int = 0  # the demo's camera (the agent sees env.agent_view)
     append_embedding: bool = False  # add the current and the demo's embedding to the observation
+    # scale the training reward by the running std of the discounted return (SB3 VecNormalize, no
+    # observation normalization); learned rewards of about -1 per step otherwise give value targets
+    # near -60 that the clipped value gradient takes ~30k steps to reach, while the policy drifts
+    normalize_reward: bool = True
     steps: int = 200_000
     n_envs: int = 2
     seed: int = 0

@@ -23,7 +23,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 from tqdm import tqdm
 
 from . import UserError
@@ -108,9 +108,16 @@ def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, seed: int = EVAL
 
 
 def _save_atomic(model: BaseAlgorithm, path: Path) -> None:
+    """The model to ``path`` and, when it trains on normalized rewards, the running return
+    statistics beside it (``path`` with suffix ``.vecnormalize.pkl``), each written atomically."""
     tmp = path.with_name(f".{path.stem}.tmp.zip")
     model.save(tmp)
     os.replace(tmp, path)
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        tmp = path.with_name(f".{path.stem}.tmp.pkl")
+        venv.save(tmp)
+        os.replace(tmp, path.with_suffix(".vecnormalize.pkl"))
 
 
 class EvalAndCheckpoint(BaseCallback):
@@ -201,6 +208,13 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     torch.manual_seed(rl.seed)
     venv = make_vec_env(cfg, rl.n_envs, encoder, demo)
     venv.seed(rl.seed)
+    if rl.normalize_reward:
+        stats = last.with_suffix(".vecnormalize.pkl")
+        if resume and stats.exists():
+            venv = VecNormalize.load(str(stats), venv)
+        else:
+            gamma = rl.ppo.gamma if rl.algo == "ppo" else rl.sac.gamma
+            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
     history = json.loads((run / "eval.json").read_text()) if resume and (run / "eval.json").exists() else []
     if resume:
         model = ALGOS[rl.algo].load(last, env=venv, device="cpu", tensorboard_log=str(run / "tb"))

@@ -148,7 +148,8 @@ def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_epis
                  "--demo-view", "1", "--steps", "256", "--n-envs", "2", *common]) == 0
     m = json.loads((run / "metrics.json").read_text())
     assert m["steps"] == 256 and m["reward"] == "tcn" and m["demo_view"] == 1
-    for f in ("config.yaml", "checkpoints/best.zip", "checkpoints/last.zip", "eval.json", "eval_curve.png"):
+    for f in ("config.yaml", "checkpoints/best.zip", "checkpoints/last.zip", "checkpoints/last.vecnormalize.pkl",
+              "eval.json", "eval_curve.png"):
         assert (run / f).exists(), f
     events = list((run / "tb").rglob("events.out.tfevents.*"))
     assert events and any(b"rollout/learned_ep_rew_mean" in e.read_bytes() for e in events)
