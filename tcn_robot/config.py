@@ -92,6 +92,7 @@ class PPOParams:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     ent_coef: float = 0.0
+    log_std_init: float = 0.0  # initial log std of the Gaussian policy (0: std 1 over actions in [-1, 1])
     net_arch: tuple[int, ...] = (128, 128)
 
 

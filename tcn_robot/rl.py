@@ -220,9 +220,11 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         model = ALGOS[rl.algo].load(last, env=venv, device="cpu", tensorboard_log=str(run / "tb"))
     else:
         kwargs = asdict(rl.ppo) if rl.algo == "ppo" else asdict(rl.sac)
-        net = kwargs.pop("net_arch")
+        policy = {"net_arch": list(kwargs.pop("net_arch"))}
+        if "log_std_init" in kwargs:
+            policy["log_std_init"] = kwargs.pop("log_std_init")
         model = ALGOS[rl.algo](
-            "MlpPolicy", venv, policy_kwargs={"net_arch": list(net)}, seed=rl.seed, device="cpu",
+            "MlpPolicy", venv, policy_kwargs=policy, seed=rl.seed, device="cpu",
             tensorboard_log=str(run / "tb"), verbose=0, **kwargs,
         )
     eval_env = make_vec_env(cfg, 1, encoder, demo)
