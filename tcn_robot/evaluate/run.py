@@ -149,9 +149,10 @@ class Evaluation:
             returns, finals = np.array(returns), np.array(finals)
             groups = self._groups(idx)
             by_group = {g: float(returns[sel].mean()) for g, sel in groups.items() if sel.any()}
+            ranked = np.ptp(finals) > 0  # with one poured fraction for all there is nothing to rank against
             out[f"reward_{setting}"] = {
-                "spearman_return_vs_poured": spearman(returns, finals),
-                "kendall_return_vs_poured": kendall_tau(returns, finals),
+                "spearman_return_vs_poured": spearman(returns, finals) if ranked else None,
+                "kendall_return_vs_poured": kendall_tau(returns, finals) if ranked else None,
                 "spearman_within_episode": float(np.nanmean(within)),
                 "mean_return": by_group,
                 "success_above_failed_above_random": _ordered(by_group, ("successful", "failed", "random")),
