@@ -7,8 +7,8 @@ Behaviours (robot, state-space script, no action noise): full pours into the bow
 and 25 steps after the episode starts, missed pours (tipped out short of the bowl) at 0 and 15,
 tipping the cup out where it stands, and standing still. A reward that PPO can climb ranks every
 pour above every miss, the tip-out and standing still, whatever the pour's timing. Scenes are
-``PourEnv`` resets with seeds 5000.. (the evaluation seeds of ``train-rl``). Prints mean returns
-and the fraction in the bowl, one row per behaviour.
+``PourEnv`` resets with seeds 5000 .. 5000 + seeds - 1. Prints mean returns and the fraction in
+the bowl, one row per behaviour.
 """
 from __future__ import annotations
 

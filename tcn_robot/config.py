@@ -122,7 +122,7 @@ class RLSection:
     append_embedding: bool = False  # add the current and the demo's embedding to the observation
     # scale the training reward by the running std of the discounted return (SB3 VecNormalize, no
     # observation normalization); learned rewards of about -1 per step otherwise give value targets
-    # near -60 that the clipped value gradient takes ~30k steps to reach, while the policy drifts
+    # near -60 that the clipped value gradient took ~26k steps to reach, while the policy drifted
     normalize_reward: bool = True
     steps: int = 200_000
     n_envs: int = 2

@@ -107,19 +107,19 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         super().__init__(venv, observation_space=obs_space)
         self.t = np.zeros(venv.num_envs, dtype=int)
 
-    def _demo_at(self, t: np.ndarray) -> np.ndarray:
-        return self.demo[demo_index(t, self.episode_steps + 1, len(self.demo))]
+    def _demo_index(self, t: np.ndarray) -> np.ndarray:
+        return demo_index(t, self.episode_steps + 1, len(self.demo))
 
     def rewards(self, embeddings: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Rewards (N,) of embeddings (N, D) of frames at steps ``t`` (N,)."""
         if self.kind == "tcn":
-            return aligned_tcn_reward(embeddings, self.demo, demo_index(t, self.episode_steps + 1, len(self.demo)), self.cfg)
+            return aligned_tcn_reward(embeddings, self.demo, self._demo_index(t), self.cfg)
         return goal_reward(embeddings, self.goal, self.scale).numpy()
 
     def _augment(self, obs: np.ndarray, emb: np.ndarray, t: np.ndarray) -> np.ndarray:
         if not self.append:
             return obs
-        return np.concatenate([obs, emb, self._demo_at(t)], axis=1).astype(np.float32)
+        return np.concatenate([obs, emb, self.demo[self._demo_index(t)]], axis=1).astype(np.float32)
 
     def reset(self):
         obs = self.venv.reset()

@@ -90,7 +90,7 @@ def test_tcn_reward_formula_and_time_alignment():
 
 
 def test_the_alignment_window_forgives_a_lag_of_up_to_its_width():
-    demo = np.eye(12)[:, :12] * 2.0  # every demo frame far from every other
+    demo = np.eye(12) * 2.0  # every demo frame far from every other
     lagged = np.concatenate([demo[:1], demo[:1], demo[:1], demo[:-3]])  # the episode runs 3 frames behind
     perfect = -0.5 * np.sqrt(1e-3)  # R at zero distance with a = b = 0.5
     exact = episode_tcn_rewards(lagged, demo, RewardConfig(window=0))
@@ -141,3 +141,25 @@ def test_a_random_exploration_that_poured_is_not_a_successful_demonstration():
     assert groups["failed"] == [False, True, False]
     assert groups["random"] == [False, False, True]
     assert groups["successful_human"] == [True, False, False] and groups["successful_robot"] == [False, False, False]
+
+
+def test_reward_rank_correlation_is_undefined_when_every_episode_poured_the_same():
+    from tcn_robot.config import Config
+    from tcn_robot.evaluate.run import Evaluation
+
+    cfg = Config()
+    ev = Evaluation.__new__(Evaluation)  # the ground truth and the settings are all the method reads
+    ev.cfg, ev.reward, ev.demo_name = cfg.evaluate, cfg.reward, "demo"
+    ev.metas = [{"demonstrator": "human", "embodiment": "human", "is_success": False}] * 4
+    rng = np.random.default_rng(0)
+    embs = [rng.normal(size=(2, 6, 4)) for _ in range(4)]
+    demo = rng.normal(size=(2, 6, 4))
+    names = ["a", "b", "c", "d"]
+    ev.states = [{"fraction_in_bowl": np.zeros(6)} for _ in range(4)]
+    same = ev._reward_quality(embs, demo, names)["reward_same_view"]
+    assert same["spearman_return_vs_poured"] is None and same["kendall_return_vs_poured"] is None
+    finals = [0.0, 0.2, 0.5, 1.0]
+    ev.states = [{"fraction_in_bowl": np.full(6, f)} for f in finals]
+    returns = [episode_tcn_rewards(e[cfg.evaluate.agent_view], demo[cfg.evaluate.agent_view], cfg.reward).mean() for e in embs]
+    same = ev._reward_quality(embs, demo, names)["reward_same_view"]
+    assert same["spearman_return_vs_poured"] == pytest.approx(spearman(returns, finals))
