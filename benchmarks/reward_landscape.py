@@ -4,8 +4,10 @@ against one demo, for the paper's exact time index and for the alignment window,
     python benchmarks/reward_landscape.py --checkpoint C --demo EPISODE_DIR [--demo-view 0] [--seeds 8]
 
 Behaviours (robot, state-space script, no action noise): full pours into the bowl started 0, 8, 15
-and 25 steps after the episode starts, missed pours (tipped out short of the bowl) at 0 and 15,
-tipping the cup out where it stands, and standing still. A reward that PPO can climb ranks every
+and 25 steps after the episode starts, missed pours (tipped out short of the bowl, or carried past
+it to the end of the workspace) at 0 and 15, the pour's path with the cup kept upright (carried to
+the bowl and back, nothing poured), moving the cup away from the bowl to the near end of the
+workspace, tipping the cup out where it stands, and standing still. A reward that PPO can climb ranks every
 pour above every miss, the tip-out and standing still, whatever the pour's timing. Scenes are
 ``PourEnv`` resets with seeds 5000 .. 5000 + seeds - 1. Prints mean returns and the fraction in
 the bowl, one row per behaviour.
@@ -24,9 +26,11 @@ from tcn_robot.envs.demonstrators import pour_plan
 from tcn_robot.evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
 from tcn_robot.reward import RewardConfig, episode_tcn_rewards
 
-BEHAVIOURS = {  # name: (steps of waiting before the plan, missed pour) or a special
-    "pour, start at 0": (0, False), "pour, start at 8": (8, False), "pour, start at 15": (15, False),
-    "pour, start at 25": (25, False), "miss, start at 0": (0, True), "miss, start at 15": (15, True),
+BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a special
+    "pour, start at 0": (0, None), "pour, start at 8": (8, None), "pour, start at 15": (15, None),
+    "pour, start at 25": (25, None), "miss short, start at 0": (0, "short"), "miss short, start at 15": (15, "short"),
+    "miss past, start at 0": (0, "past"), "miss past, start at 15": (15, "past"),
+    "carry upright, start at 8": "upright", "move away from the bowl": "away",
     "tip out where it stands": "tip", "stand still": "still",
 }
 
@@ -38,6 +42,10 @@ def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
     start = np.array([*env.target_center, 0.0])
     if behaviour == "still":
         plan = [start]
+    elif behaviour == "upright":
+        plan = [start] * 8 + [np.array([*q[:3], 0.0]) for q in pour_plan(env, np.random.default_rng(seed), start[:3], partial=False)]
+    elif behaviour == "away":
+        plan = [start + [(cfg.env.x_limits[0] - start[0]) * min(k / 15, 1), 0, 0.02 * min(k, 3), 0] for k in range(1, 30)]
     elif behaviour == "tip":  # lift a little and tip fully over the table
         plan = [start + [0, 0, 0.02 * min(k, 3), min(k, 16) * 0.15] for k in range(1, 30)]
     else:

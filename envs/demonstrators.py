@@ -4,7 +4,8 @@ TCN training videos mix task demonstrations with undirected interaction. Each de
 one episode of a ``PourEnv`` and yields one ``Step`` per control step; the recorder renders the
 camera rig after each. Poses follow minimum-jerk segments between keyframes with seeded
 variation in timing, pour angle and path, occasional partial pours, and occasional missed pours
-(tipped out short of the bowl, onto the table: the failure a learned reward must tell apart).
+(tipped out short of the bowl or carried past it, onto the table: the failures a learned reward
+must tell apart from a pour).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from .pour_env import PourEnv
 
 DEMONSTRATORS = ("human", "robot", "random", "paired")  # paired: recorded by the recorder with run_paired
+MISSES = ("short", "past")
 
 
 @dataclass
@@ -40,17 +42,22 @@ def _segment(a: np.ndarray, b: np.ndarray, steps: int) -> list[np.ndarray]:
     return [a + (b - a) * min_jerk(k / steps) for k in range(1, steps + 1)]
 
 
-def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial: bool, miss: bool = False) -> list[np.ndarray]:
+def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial: bool, miss: str | None = None) -> list[np.ndarray]:
     """Cup poses [x, y, z, tilt] per control step: lift, carry to the bowl, pour, return, put down.
 
-    ``start`` is the cup's grasp centre standing on the table. A ``miss`` pours at a point up to
-    35% of the way from ``start`` to the bowl, so the particles land on the table.
+    ``start`` is the cup's grasp centre standing on the table. A ``miss`` puts the particles on the
+    table: ``short`` pours at a point up to 35% of the way from ``start`` to the bowl, ``past``
+    carries the cup beyond the bowl to the far end of the workspace (``x_limits``) and pours there.
     """
+    if miss not in (None, *MISSES):
+        raise ValueError(f"miss must be None or one of {MISSES}, got {miss!r}")
     world = env.world
     u = rng.uniform
     pour = world.pour_point() + np.array([u(-0.012, 0.012), u(-0.01, 0.01), u(-0.02, 0.02)])
-    if miss:
-        pour[:2] = start[:2] + u(0.0, 0.35) * (pour[:2] - start[:2])
+    if miss == "short":
+        pour[:2] = start[:2] + u(0.0, 0.2) * (pour[:2] - start[:2])
+    elif miss == "past":
+        pour[0] = env.cfg.x_limits[1] - u(0.0, 0.01)
     angle = u(0.9, 1.3) if partial else u(1.95, 2.25)
     hold = int(rng.integers(3, 7)) if partial else int(rng.integers(12, 19))
     p0 = np.array([*start, 0.0])
@@ -68,6 +75,13 @@ def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial
     return plan
 
 
+def draw_miss(rng: np.random.Generator, miss_prob: float) -> str | None:
+    """A missed pour with probability ``miss_prob``, short of or past the bowl with equal odds."""
+    if rng.uniform() >= miss_prob:
+        return None
+    return MISSES[int(rng.integers(len(MISSES)))]
+
+
 def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1, miss_prob: float = 0.15) -> list[tuple[np.ndarray, str | None, bool]]:
     """The human proxy's episode as (hand pose [x, y, z, tilt], event, holding) per control step:
     reach for the cup, grasp, pour, put it down, release, withdraw. ``env`` must be freshly reset."""
@@ -77,7 +91,7 @@ def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1, miss_prob: 
     pregrasp = cup + np.array([0.0, -rng.uniform(0.05, 0.08), rng.uniform(0.0, 0.02)])
     reach = _segment(np.array([*start, 0.0]), np.array([*pregrasp, 0.0]), int(rng.integers(7, 12)))
     reach += _segment(np.array([*pregrasp, 0.0]), np.array([*cup, 0.0]), int(rng.integers(3, 5)))
-    plan = pour_plan(env, rng, cup, partial=rng.uniform() < partial_prob, miss=rng.uniform() < miss_prob)
+    plan = pour_plan(env, rng, cup, partial=rng.uniform() < partial_prob, miss=draw_miss(rng, miss_prob))
     retreat = _segment(np.array([*cup, 0.0]), np.array([*pregrasp, 0.0]) + [0, -0.05, 0.06, 0], int(rng.integers(6, 10)))
     script = [(pose, None, False) for pose in reach] + [(reach[-1], "grasp", True)] + [(pose, None, True) for pose in plan]
     script += [(plan[-1], "release", False)] + [(pose, None, False) for pose in retreat]
@@ -136,7 +150,7 @@ def _robot_pour(env: PourEnv, seed: int, noise: float = 0.15, partial_prob: floa
     and a seeded pause before it starts."""
     rng = np.random.default_rng([seed, 2])
     start = env.target_center.copy()
-    plan = pour_plan(env, rng, start, partial=rng.uniform() < partial_prob, miss=rng.uniform() < miss_prob)
+    plan = pour_plan(env, rng, start, partial=rng.uniform() < partial_prob, miss=draw_miss(rng, miss_prob))
     plan = [np.array([*start, 0.0])] * int(rng.integers(0, 8)) + plan
     for k in range(env.cfg.episode_steps):
         goal = plan[min(k, len(plan) - 1)]

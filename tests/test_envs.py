@@ -8,6 +8,7 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from tcn_robot.envs import ATTRIBUTES, ENV_IDS, PourEnv, make_pour_config, run_demonstrator
+from tcn_robot.envs.demonstrators import MISSES, pour_plan
 
 
 @pytest.mark.parametrize("env_id", sorted(ENV_IDS))
@@ -164,10 +165,25 @@ def test_scripted_pours_get_90_percent_into_the_bowl_on_9_of_10_seeds(name):
 @pytest.mark.parametrize("name", ["human", "robot"])
 def test_missed_pours_land_on_the_table(name):
     env = PourEnv(embodiment="human" if name == "human" else "robot")
-    for seed in range(3):
+    for seed in range(4):
         for step in run_demonstrator(name, env, seed, partial_prob=0.0, miss_prob=1.0):
             pass
         assert step.info["fraction_in_bowl"] < 0.2 and step.info["fraction_spilled"] > 0.7, (seed, step.info)
+    env.close()
+
+
+@pytest.mark.parametrize("miss", MISSES)
+def test_each_kind_of_miss_lands_on_the_table(miss):
+    env = PourEnv()
+    for seed in range(3):
+        env.reset(seed=seed)
+        start = env.target_center.copy()
+        for pose in pour_plan(env, np.random.default_rng(seed), start, partial=False, miss=miss):
+            env.drive(pose[:3], pose[3])
+        m = env.measurement
+        assert m.in_bowl < 0.2 and m.spilled > 0.7, (seed, m.in_bowl, m.spilled)
+        if miss == "past":  # the particles lie beyond the bowl, not short of it
+            assert env.world.particle_positions()[:, 0].mean() > env.world.bowl_pos[0]
     env.close()
 
 
