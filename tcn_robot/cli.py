@@ -1,7 +1,7 @@
 """The ``tcn-robot`` command: one subcommand per stage, each thin (parse, load config, call the stage).
 
-Every stage takes ``--config FILE`` (default: the packaged quickstart) and trailing ``key=value``
-overrides of any config key. Errors a user can fix print one line and exit with status 2.
+Every stage takes ``--config FILE`` (default: the packaged quickstart) and ``key=value`` overrides
+of any config key, anywhere among the flags (later ones win). Errors a user can fix print one line and exit with status 2.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .config import load_config, save_config
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML config (default: the packaged quickstart.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. env.num_particles=30")
+    p.set_defaults(accepts_overrides=True)
 
 
 def _pipeline(args: argparse.Namespace) -> None:
@@ -219,8 +220,20 @@ def _pipeline_doc() -> str:
     return doc.strip().splitlines()[0]
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The stage's arguments; ``key=value`` overrides may also follow or sit between flags (argparse
+    takes one run of positionals only), where they keep their command-line order."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not getattr(args, "accepts_overrides", False) or any(a.startswith("-") or "=" not in a for a in extra):
+            parser.parse_args(argv)  # exits with argparse's message for what it did not recognize
+        args.overrides = list(args.overrides) + extra
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         rc = args.func(args) or 0
     except UserError as e:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tcn_robot.cli import main
+from tcn_robot.cli import main, parse
 from tcn_robot.config import load_config
 from tcn_robot.video import read_video
 
@@ -103,3 +103,17 @@ def test_built_wheel_contains_and_imports_the_envs_subpackage(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
                          capture_output=True, text=True, check=True).stdout
     assert all(line.startswith(str(site)) for line in out.split())
+
+
+def test_overrides_may_sit_between_and_after_flags_in_order():
+    args = parse(["train-rl", "--out", "r", "rl.seed=3", "--steps", "5", "rl.ppo.log_std_init=-1.0", "rl.seed=4"])
+    assert args.steps == 5 and args.overrides == ["rl.seed=3", "rl.ppo.log_std_init=-1.0", "rl.seed=4"]
+
+
+@pytest.mark.parametrize("argv", [["train-rl", "--out", "r", "rl.seed=1", "--steps", "5", "stray"],
+                                  ["train-rl", "--out", "r", "--steps", "5", "--no-such-flag"],
+                                  ["inspect", "d", "a.b=1"]])
+def test_what_is_neither_a_flag_nor_an_override_is_an_argparse_error(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse(argv)
+    assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
