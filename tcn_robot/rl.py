@@ -5,7 +5,8 @@ encoder is a TCN checkpoint or a baseline (``random``, ``pixels``). Periodic eva
 ground-truth fraction poured and success rate, TensorBoard curves, best and last checkpoints,
 ``--resume``, and ``metrics.json`` with the final evaluation.
 
-Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``,
+Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``
+(with ``last.vecnormalize.pkl`` and, for SAC, ``last.replay.pkl`` for ``--resume``),
 ``tb/`` (TensorBoard), ``eval.json`` (the evaluation history), ``eval_curve.png``, ``metrics.json``.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 from tqdm import tqdm
 
@@ -107,12 +109,17 @@ def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, seed: int = EVAL
     }
 
 
-def _save_atomic(model: BaseAlgorithm, path: Path) -> None:
+def _save_atomic(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -> None:
     """The model to ``path`` and, when it trains on normalized rewards, the running return
-    statistics beside it (``path`` with suffix ``.vecnormalize.pkl``), each written atomically."""
+    statistics beside it (``path`` with suffix ``.vecnormalize.pkl``); with ``replay_buffer`` an
+    off-policy model's buffer too (suffix ``.replay.pkl``, for ``--resume``); each written atomically."""
     tmp = path.with_name(f".{path.stem}.tmp.zip")
     model.save(tmp)
     os.replace(tmp, path)
+    if replay_buffer and isinstance(model, OffPolicyAlgorithm):
+        tmp = path.with_name(f".{path.stem}.tmp.replay.pkl")
+        model.save_replay_buffer(tmp)
+        os.replace(tmp, path.with_suffix(".replay.pkl"))
     venv = model.get_env()
     if isinstance(venv, VecNormalize):
         tmp = path.with_name(f".{path.stem}.tmp.pkl")
@@ -154,7 +161,7 @@ class EvalAndCheckpoint(BaseCallback):
         self.logger.dump(self.num_timesteps)
         ckpt = self.run / "checkpoints"
         ckpt.mkdir(exist_ok=True)
-        _save_atomic(self.model, ckpt / "last.zip")
+        _save_atomic(self.model, ckpt / "last.zip", replay_buffer=True)
         if result["fraction_in_bowl_mean"] > self.best:
             self.best = result["fraction_in_bowl_mean"]
             _save_atomic(self.model, ckpt / "best.zip")
@@ -218,6 +225,8 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     history = json.loads((run / "eval.json").read_text()) if resume and (run / "eval.json").exists() else []
     if resume:
         model = ALGOS[rl.algo].load(last, env=venv, device="cpu", tensorboard_log=str(run / "tb"))
+        if isinstance(model, OffPolicyAlgorithm) and last.with_suffix(".replay.pkl").exists():
+            model.load_replay_buffer(last.with_suffix(".replay.pkl"))
     else:
         kwargs = asdict(rl.ppo) if rl.algo == "ppo" else asdict(rl.sac)
         policy = {"net_arch": list(kwargs.pop("net_arch"))}
@@ -237,6 +246,8 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         if not history or history[-1]["steps"] != model.num_timesteps:
             callback.model = model
             callback.evaluate()
+        # the last update (and, for SAC, the last transitions) came after the last evaluation's checkpoint
+        _save_atomic(model, last, replay_buffer=True)
     finally:
         venv.close()
         eval_env.close()

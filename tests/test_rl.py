@@ -168,6 +168,28 @@ def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_epis
         assert (out / "episode_0.png").stat().st_size > 0
 
 
+def test_sac_trains_resumes_with_its_replay_buffer_and_replays(tmp_path, demo_episode):
+    run = tmp_path / "run"
+    common = ["--algo", "sac", "--reward", "tcn", "--encoder", "pixels", "--demo", str(demo_episode), "--n-envs", "2",
+              "env.episode_steps=20", "env.num_particles=10", "env.image_size=32", "rl.eval_every=64",
+              "rl.eval_episodes=1", "rl.sac.learning_starts=32", "rl.sac.batch_size=16", "rl.sac.net_arch=[32,32]"]
+    assert main(["train-rl", "--out", str(run), "--steps", "96", *common]) == 0
+    assert json.loads((run / "metrics.json").read_text())["algo"] == "sac"
+    buffer = run / "checkpoints" / "last.replay.pkl"
+    assert buffer.exists()
+    from stable_baselines3 import SAC
+
+    model = SAC.load(run / "checkpoints" / "last.zip", device="cpu")
+    model.load_replay_buffer(buffer)
+    assert model.replay_buffer.size() == 96 // 2  # every transition (stored per env, 2 envs)
+    assert main(["train-rl", "--out", str(run), "--steps", "160", "--resume", *common]) == 0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 160
+    model = SAC.load(run / "checkpoints" / "last.zip", device="cpu")
+    model.load_replay_buffer(buffer)
+    assert model.replay_buffer.size() == 160 // 2  # the resumed run added every transition to the saved buffer
+    assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay")]) == 0
+
+
 def test_train_rl_errors_name_what_is_missing(tmp_path, capsys):
     assert main(["train-rl", "--out", str(tmp_path / "r"), "--reward", "tcn"]) == 2
     assert "needs --encoder" in capsys.readouterr().err
