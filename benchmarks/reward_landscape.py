@@ -1,7 +1,7 @@
 """Which behaviours a learned reward prefers: the episode return of scripted robot behaviours
 against one demo, for the paper's exact time index and for the alignment window, side by side.
 
-    python benchmarks/reward_landscape.py --checkpoint C --demo EPISODE_DIR [--demo-view 0] [--seeds 8]
+    python benchmarks/reward_landscape.py --checkpoint C --demo EPISODE_DIR [--demo-view 0] [--seeds 8] [--policy RUN ...]
 
 Behaviours (robot, state-space script, no action noise): full pours into the bowl started 0, 8, 15
 and 25 steps after the episode starts, missed pours (tipped out short of the bowl, or carried past
@@ -10,14 +10,17 @@ the bowl and back, nothing poured), moving the cup away from the bowl to the nea
 workspace, tipping the cup out where it stands, and standing still. A reward that PPO can climb ranks every
 pour above every miss, the tip-out and standing still, whatever the pour's timing. Scenes are
 ``PourEnv`` resets with seeds 5000 .. 5000 + seeds - 1. Prints mean returns and the fraction in
-the bowl, one row per behaviour.
+the bowl, one row per behaviour; ``--policy RUN`` adds a row for the deterministic policy of a
+``train-rl`` run (its last checkpoint), to compare what RL found with what the reward ranks highest.
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from tcn_robot.config import load_config
 from tcn_robot.data.episodes import load_episode
@@ -25,6 +28,7 @@ from tcn_robot.envs import PourEnv
 from tcn_robot.envs.demonstrators import pour_plan
 from tcn_robot.evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
 from tcn_robot.reward import RewardConfig, episode_tcn_rewards
+from tcn_robot.rl import ALGOS
 
 BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a special
     "pour, start at 0": (0, None), "pour, start at 8": (8, None), "pour, start at 15": (15, None),
@@ -36,10 +40,19 @@ BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a sp
 
 
 def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
-    """Agent-view frames after every step of one scripted episode, and the final fraction in the bowl."""
+    """Agent-view frames after every step of one episode, scripted or (``behaviour`` an SB3 model)
+    the model's deterministic policy, and the final fraction in the bowl."""
     env = PourEnv(cfg.env, render_mode="rgb_array")
-    env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
     start = np.array([*env.target_center, 0.0])
+    if isinstance(behaviour, BaseAlgorithm):
+        frames = []
+        for _ in range(cfg.env.episode_steps):
+            obs, *_ = env.step(behaviour.predict(obs, deterministic=True)[0])
+            frames.append(env.render())
+        in_bowl = env.measurement.in_bowl
+        env.close()
+        return frames, in_bowl
     if behaviour == "still":
         plan = [start]
     elif behaviour == "upright":
@@ -69,14 +82,19 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=8)
     p.add_argument("--window", type=int, default=RewardConfig().window, help="the alignment window to compare with 0")
     p.add_argument("--config", default=None, help="the config of the env and the baseline encoders")
+    p.add_argument("--policy", action="append", default=[], help="a train-rl run folder whose last policy to score too")
     args = p.parse_args()
     cfg = load_config(args.config)
     device = torch.device("cpu")
     enc = baseline_encoder(args.checkpoint, cfg.model, 0, device) if args.checkpoint in BASELINES else checkpoint_encoder(args.checkpoint, device)
     demo = enc(load_episode(args.demo).read_view(args.demo_view))
     exact, windowed = RewardConfig(window=0), RewardConfig(window=args.window)
+    behaviours = dict(BEHAVIOURS)
+    for run in args.policy:
+        algo = load_config(Path(run) / "config.yaml").rl.algo
+        behaviours[f"policy {Path(run).name}"] = ALGOS[algo].load(Path(run) / "checkpoints" / "last.zip", device="cpu")
     print(f"{'behaviour':26s} {'return, exact index':>20s} {f'return, window {args.window}':>18s} {'in bowl':>8s}")
-    for name, behaviour in BEHAVIOURS.items():
+    for name, behaviour in behaviours.items():
         rows = []
         for s in range(args.seeds):
             frames, in_bowl = play(cfg, 5000 + s, behaviour)
