@@ -46,14 +46,8 @@ def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
     obs, _ = env.reset(seed=seed)
     start = np.array([*env.target_center, 0.0])
     if isinstance(behaviour, BaseAlgorithm):
-        frames = []
-        for _ in range(cfg.env.episode_steps):
-            obs, *_ = env.step(behaviour.predict(obs, deterministic=True)[0])
-            frames.append(env.render())
-        in_bowl = env.measurement.in_bowl
-        env.close()
-        return frames, in_bowl
-    if behaviour == "still":
+        plan = None  # the model acts
+    elif behaviour == "still":
         plan = [start]
     elif behaviour == "upright":
         plan = [start] * 8 + [np.array([*q[:3], 0.0]) for q in pour_plan(env, np.random.default_rng(seed), start[:3], partial=False)]
@@ -66,8 +60,12 @@ def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
         plan = [start] * wait + pour_plan(env, np.random.default_rng(seed), start[:3], partial=False, miss=miss)
     frames = []
     for k in range(cfg.env.episode_steps):
-        goal = plan[min(k, len(plan) - 1)]
-        env.step(env.action_for(goal[:3], goal[3]).astype(np.float32))
+        if plan is None:
+            action = behaviour.predict(obs, deterministic=True)[0]
+        else:
+            goal = plan[min(k, len(plan) - 1)]
+            action = env.action_for(goal[:3], goal[3]).astype(np.float32)
+        obs, *_ = env.step(action)
         frames.append(env.render())
     in_bowl = env.measurement.in_bowl
     env.close()

@@ -46,7 +46,7 @@ def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial
     """Cup poses [x, y, z, tilt] per control step: lift, carry to the bowl, pour, return, put down.
 
     ``start`` is the cup's grasp centre standing on the table. A ``miss`` puts the particles on the
-    table: ``short`` pours at a point up to 35% of the way from ``start`` to the bowl, ``past``
+    table: ``short`` pours at a point up to 20% of the way from ``start`` to the bowl, ``past``
     carries the cup beyond the bowl to the far end of the workspace (``x_limits``) and pours there.
     """
     if miss not in (None, *MISSES):

@@ -246,8 +246,8 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         if not history or history[-1]["steps"] != model.num_timesteps:
             callback.model = model
             callback.evaluate()
-        # the last update (and, for SAC, the last transitions) came after the last evaluation's checkpoint
-        _save_atomic(model, last, replay_buffer=True)
+        else:  # the last update (and, for SAC, the last transitions) came after the last evaluation's checkpoint
+            _save_atomic(model, last, replay_buffer=True)
     finally:
         venv.close()
         eval_env.close()
