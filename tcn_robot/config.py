@@ -93,6 +93,10 @@ class PPOParams:
     gae_lambda: float = 0.95
     ent_coef: float = 0.0
     log_std_init: float = 0.0  # initial log std of the Gaussian policy (0: std 1 over actions in [-1, 1])
+    # generalized state-dependent exploration (Raffin et al. 2022): noise a function of the policy's
+    # features, redrawn every sde_sample_freq steps (-1: once per rollout); pair with log_std_init=-2
+    use_sde: bool = False
+    sde_sample_freq: int = -1
     net_arch: tuple[int, ...] = (128, 128)
 
 
