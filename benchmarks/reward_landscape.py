@@ -27,8 +27,8 @@ from tcn_robot.data.episodes import load_episode
 from tcn_robot.envs import PourEnv
 from tcn_robot.envs.demonstrators import pour_plan
 from tcn_robot.evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
-from tcn_robot.reward import RewardConfig, episode_tcn_rewards
-from tcn_robot.rl import ALGOS
+from tcn_robot.reward import RewardConfig, appended_observation, episode_tcn_rewards
+from tcn_robot.rl import ALGOS, learned_reward_parts
 
 BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a special
     "pour, start at 0": (0, None), "pour, start at 8": (8, None), "pour, start at 15": (15, None),
@@ -39,14 +39,32 @@ BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a sp
 }
 
 
+class Policy:
+    """The last policy of a ``train-rl`` run, with what it observes besides the state: its own
+    encoder's embedding of the agent view and the demo's at t, when the run appended them."""
+
+    def __init__(self, run: Path) -> None:
+        run_cfg = load_config(run / "config.yaml")
+        self.model: BaseAlgorithm = ALGOS[run_cfg.rl.algo].load(run / "checkpoints" / "last.zip", device="cpu")
+        self.steps = run_cfg.env.episode_steps
+        self.encoder, self.demo = learned_reward_parts(run_cfg, torch.device("cpu")) if run_cfg.rl.append_embedding else (None, None)
+
+    def act(self, obs: np.ndarray, frame: np.ndarray, t: int) -> np.ndarray:
+        obs = obs[None]
+        if self.encoder is not None:
+            obs = appended_observation(obs, self.encoder(frame[None]), self.demo, np.array([t]), self.steps)
+        return self.model.predict(obs, deterministic=True)[0][0]
+
+
 def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
-    """Agent-view frames after every step of one episode, scripted or (``behaviour`` an SB3 model)
-    the model's deterministic policy, and the final fraction in the bowl."""
+    """Agent-view frames after every step of one episode, scripted or (``behaviour`` a ``Policy``)
+    a trained policy acting deterministically, and the final fraction in the bowl."""
     env = PourEnv(cfg.env, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
+    frame = env.render()
     start = np.array([*env.target_center, 0.0])
-    if isinstance(behaviour, BaseAlgorithm):
-        plan = None  # the model acts
+    if isinstance(behaviour, Policy):
+        plan = None  # the policy acts
     elif behaviour == "still":
         plan = [start]
     elif behaviour == "upright":
@@ -61,12 +79,13 @@ def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
     frames = []
     for k in range(cfg.env.episode_steps):
         if plan is None:
-            action = behaviour.predict(obs, deterministic=True)[0]
+            action = behaviour.act(obs, frame, k)
         else:
             goal = plan[min(k, len(plan) - 1)]
             action = env.action_for(goal[:3], goal[3]).astype(np.float32)
         obs, *_ = env.step(action)
-        frames.append(env.render())
+        frame = env.render()
+        frames.append(frame)
     in_bowl = env.measurement.in_bowl
     env.close()
     return frames, in_bowl
@@ -89,8 +108,7 @@ def main() -> None:
     exact, windowed = RewardConfig(window=0), RewardConfig(window=args.window)
     behaviours = dict(BEHAVIOURS)
     for run in args.policy:
-        algo = load_config(Path(run) / "config.yaml").rl.algo
-        behaviours[f"policy {Path(run).name}"] = ALGOS[algo].load(Path(run) / "checkpoints" / "last.zip", device="cpu")
+        behaviours[f"policy {Path(run).name}"] = Policy(Path(run))
     print(f"{'behaviour':26s} {'return, exact index':>20s} {f'return, window {args.window}':>18s} {'in bowl':>8s}")
     for name, behaviour in behaviours.items():
         rows = []

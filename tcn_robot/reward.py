@@ -63,6 +63,13 @@ def aligned_tcn_reward(w, demo, idx, cfg: RewardConfig) -> np.ndarray:
     return tcn_reward(np.asarray(w)[:, None, :], demo[j], cfg.a, cfg.b, cfg.g).max(-1).values.numpy()
 
 
+def appended_observation(obs, emb, demo, t, episode_steps: int) -> np.ndarray:
+    """Observations (N, O) extended with the current embeddings ``emb`` (N, D) and the demo's
+    embeddings (T_d, D) at steps ``t`` (N,) of ``episode_steps``-step episodes: (N, O + 2D) float32."""
+    idx = demo_index(np.asarray(t), episode_steps + 1, len(demo))
+    return np.concatenate([obs, emb, np.asarray(demo)[idx]], axis=1).astype(np.float32)
+
+
 def episode_tcn_rewards(episode_emb, demo_emb, cfg: RewardConfig) -> np.ndarray:
     """Per-step TCN reward of an episode's embeddings (T, D) against a demo's (T_d, D)."""
     idx = demo_index(np.arange(len(episode_emb)), len(episode_emb), len(demo_emb))
@@ -117,9 +124,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         return goal_reward(embeddings, self.goal, self.scale).numpy()
 
     def _augment(self, obs: np.ndarray, emb: np.ndarray, t: np.ndarray) -> np.ndarray:
-        if not self.append:
-            return obs
-        return np.concatenate([obs, emb, self.demo[self._demo_index(t)]], axis=1).astype(np.float32)
+        return appended_observation(obs, emb, self.demo, t, self.episode_steps) if self.append else obs
 
     def reset(self):
         obs = self.venv.reset()
