@@ -28,7 +28,7 @@ def measure(cfg, steps: int, n_envs: int, encoder=None, render: bool = False) ->
     if render and encoder is None:
         cfg = replace(cfg, env=replace(cfg.env, frame_in_info=True))
     if encoder is not None:
-        cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn"))
+        cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", append_embedding=False))  # the reward's cost alone
     demo = np.zeros((101, cfg.model.embedding_dim)) if encoder is not None else None
     venv = make_vec_env(cfg, n_envs, encoder, demo)
     model = PPO("MlpPolicy", venv, n_steps=512, batch_size=256, n_epochs=5, seed=0, device="cpu", verbose=0)
