@@ -28,7 +28,7 @@ from tcn_robot.envs import PourEnv
 from tcn_robot.envs.demonstrators import pour_plan
 from tcn_robot.evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
 from tcn_robot.reward import RewardConfig, appended_observation, episode_tcn_rewards
-from tcn_robot.rl import ALGOS, learned_reward_parts
+from tcn_robot.rl import ALGOS, learned_reward_parts, observation_parts
 
 BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a special
     "pour, start at 0": (0, None), "pour, start at 8": (8, None), "pour, start at 15": (15, None),
@@ -40,14 +40,15 @@ BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a sp
 
 
 class Policy:
-    """The last policy of a ``train-rl`` run, with what it observes besides the state: its own
+    """The last policy of a ``train-rl`` run, with what it observes besides the state: an
     encoder's embedding of the agent view and the demo's at t, when the run appended them."""
 
     def __init__(self, run: Path) -> None:
         run_cfg = load_config(run / "config.yaml")
         self.model: BaseAlgorithm = ALGOS[run_cfg.rl.algo].load(run / "checkpoints" / "last.zip", device="cpu")
         self.steps = run_cfg.env.episode_steps
-        self.encoder, self.demo = learned_reward_parts(run_cfg, torch.device("cpu")) if run_cfg.rl.append_embedding else (None, None)
+        cpu = torch.device("cpu")
+        self.encoder, self.demo = observation_parts(run_cfg, cpu, learned_reward_parts(run_cfg, cpu)) or (None, None)
 
     def act(self, obs: np.ndarray, frame: np.ndarray, t: int) -> np.ndarray:
         obs = obs[None]

@@ -96,7 +96,8 @@ def _train_rl(args: argparse.Namespace) -> None:
     from .rl import train_rl
 
     overrides = _flags(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed",
-                              "encoder": "rl.encoder", "demo": "rl.demo", "demo_view": "rl.demo_view"})
+                              "encoder": "rl.encoder", "observe_encoder": "rl.observe_encoder", "demo": "rl.demo",
+                              "demo_view": "rl.demo_view"})
     metrics = train_rl(load_config(args.config, overrides), args.out, resume=args.resume)
     final = metrics["final_eval"]
     print(
@@ -194,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reward", choices=["env", "tcn", "goal"], default=None,
                    help="rl.reward: env (ground truth), tcn (the paper's time-indexed TCN reward), goal (XIRL's goal distance)")
     p.add_argument("--encoder", default=None, metavar="CHECKPOINT|random|pixels", help="rl.encoder for tcn/goal rewards")
+    p.add_argument("--observe-encoder", default=None, metavar="CHECKPOINT|random|pixels",
+                   help="rl.observe_encoder: the encoder whose embeddings rl.append_embedding adds to the observation "
+                        "(default: --encoder)")
     p.add_argument("--demo", default=None, metavar="EPISODE_DIR", help="rl.demo: the demonstration episode")
     p.add_argument("--demo-view", type=int, default=None, help="rl.demo_view: the demo's camera")
     p.add_argument("--steps", type=int, default=None, help="rl.steps: environment steps in all")

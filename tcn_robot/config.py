@@ -124,6 +124,7 @@ class RLSection:
     demo: str = ""  # tcn/goal: the demonstration episode folder
     demo_view: int = 0  # the demo's camera (the agent sees env.agent_view)
     append_embedding: bool = False  # tcn/goal: add the current and the demo's embedding to the observation (env: ignored)
+    observe_encoder: str = ""  # the encoder of those embeddings (checkpoint, random or pixels); empty: rl.encoder
     # scale the training reward by the running std of the discounted return (SB3 VecNormalize, no
     # observation normalization); learned rewards of about -1 per step otherwise give value targets
     # near -60 that the clipped value gradient took ~26k steps to reach, while the policy drifted

@@ -19,7 +19,7 @@ from .data.episodes import load_episode
 from .evaluate import plots
 from .io import write_json
 from .reward import demo_index
-from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env
+from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts
 from .train.engine import pick_device
 from .video import VideoWriter
 
@@ -39,8 +39,9 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
     ckpt = run / "checkpoints" / "best.zip"
     if policy == "trained" and not ckpt.exists():
         raise UserError(f"{ckpt}: missing (train the run first, or pass --policy random)")
-    encoder, demo_emb = learned_reward_parts(cfg, pick_device(cfg.train.device))
-    venv = make_vec_env(cfg, 1, encoder, demo_emb)
+    device = pick_device(cfg.train.device)
+    encoder, demo_emb = learned_reward_parts(cfg, device)
+    venv = make_vec_env(cfg, 1, encoder, demo_emb, observation_parts(cfg, device, (encoder, demo_emb)))
     env = venv.unwrapped.envs[0].unwrapped  # the PourEnv under the reward wrapper and Monitor
     model = ALGOS[cfg.rl.algo].load(ckpt, device="cpu") if policy == "trained" else None
     demo_frames = load_episode(cfg.rl.demo).read_view(cfg.rl.demo_view) if cfg.rl.demo else None

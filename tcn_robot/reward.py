@@ -92,23 +92,26 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         cfg: the constants a, b, g and the alignment window of the TCN reward.
         kind: ``tcn`` (time-indexed, the paper's) or ``goal`` (XIRL's distance to the demo's last frame).
         episode_steps: steps per episode, for the demo time alignment.
-        append_embedding: extend the (state) observation with the current embedding and the demo's at t.
+        observe: ``(encoder, demo embeddings (T_d, D'))`` to extend the (state) observation with
+            that encoder's embedding of the agent view and the demo's at t (``rl.append_embedding``);
+            the reward's own pair by default (``rl.observe_encoder``), embedded once for both.
     """
 
     def __init__(self, venv, encoder, demo_embeddings: np.ndarray, cfg: RewardConfig, kind: str, episode_steps: int,
-                 append_embedding: bool = False) -> None:
+                 observe: tuple | None = None) -> None:
         if kind not in ("tcn", "goal"):
             raise ValueError(f"a learned reward is 'tcn' or 'goal', got {kind!r}")
         self.encoder, self.cfg, self.kind, self.episode_steps = encoder, cfg, kind, episode_steps
         self.demo = np.asarray(demo_embeddings, dtype=np.float64)
         self.goal = self.demo[-1]
         self.scale = max(float(np.linalg.norm(self.demo[0] - self.goal)), 1e-6)
-        self.append = append_embedding
+        self.append = observe is not None
         obs_space = venv.observation_space
-        if append_embedding:
+        if self.append:
+            self.obs_encoder, self.obs_demo = observe[0], np.asarray(observe[1], dtype=np.float64)
             if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
                 raise ValueError("append_embedding works with vector (state) observations")
-            d = 2 * self.demo.shape[1]
+            d = 2 * self.obs_demo.shape[1]
             obs_space = spaces.Box(np.concatenate([obs_space.low, np.full(d, -np.inf, np.float32)]),
                                    np.concatenate([obs_space.high, np.full(d, np.inf, np.float32)]), dtype=np.float32)
         super().__init__(venv, observation_space=obs_space)
@@ -124,7 +127,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         return goal_reward(embeddings, self.goal, self.scale).numpy()
 
     def _augment(self, obs: np.ndarray, emb: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return appended_observation(obs, emb, self.demo, t, self.episode_steps) if self.append else obs
+        return appended_observation(obs, emb, self.obs_demo, t, self.episode_steps)
 
     def reset(self):
         obs = self.venv.reset()
@@ -132,22 +135,25 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         if not self.append:
             return obs
         frames = np.stack([info["agent_frame"] for info in self.venv.reset_infos])
-        return self._augment(obs, self.encoder(frames), self.t)
+        return self._augment(obs, self.obs_encoder(frames), self.t)
 
     def step_wait(self):
         obs, env_rewards, dones, infos = self.venv.step_wait()
         self.t += 1
+        n = self.num_envs
         frames = [info["agent_frame"] for info in infos]
         if self.append:  # the new episodes' first frames, to extend their observations
             frames += [self.venv.reset_infos[i]["agent_frame"] for i in np.flatnonzero(dones)]
-        emb = self.encoder(np.stack(frames))
-        n = self.num_envs
+        frames = np.stack(frames)
+        shared = self.append and self.obs_encoder is self.encoder
+        emb = self.encoder(frames if shared else frames[:n])
         rewards = self.rewards(emb[:n], self.t).astype(np.float32)
         for i, info in enumerate(infos):
             info["env_reward"] = float(env_rewards[i])
             info["learned_reward"] = float(rewards[i])
             del info["agent_frame"]
         if self.append:
+            emb = emb if shared else self.obs_encoder(frames)
             for i in np.flatnonzero(dones):
                 infos[i]["terminal_observation"] = self._augment(infos[i]["terminal_observation"][None], emb[i : i + 1], self.t[i : i + 1])[0]
             current = emb[:n].copy()

@@ -49,6 +49,13 @@ def _make_env(cfg: Config):
     return thunk
 
 
+def _load_encoder(name: str, cfg: Config, device: torch.device):
+    """A TCN checkpoint's encoder, or the baseline ``random`` / ``pixels``."""
+    if name in BASELINES:
+        return baseline_encoder(name, cfg.model, cfg.train.seed, device)
+    return checkpoint_encoder(name, device)
+
+
 def learned_reward_parts(cfg: Config, device: torch.device):
     """(encoder, demo embeddings (T_d, D)) for ``rl.reward`` tcn or goal, or (None, None) for env."""
     rl = cfg.rl
@@ -58,28 +65,44 @@ def learned_reward_parts(cfg: Config, device: torch.device):
         raise UserError(f"rl.reward must be one of {', '.join(KINDS)}, got {rl.reward!r}")
     if not rl.encoder or not rl.demo:
         raise UserError(f"--reward {rl.reward} needs --encoder (a checkpoint, random or pixels) and --demo EPISODE_DIR")
-    if rl.encoder in BASELINES:
-        encoder = baseline_encoder(rl.encoder, cfg.model, cfg.train.seed, device)
-    else:
-        encoder = checkpoint_encoder(rl.encoder, device)
+    encoder = _load_encoder(rl.encoder, cfg, device)
+    return encoder, encoder(_demo_frames(cfg))
+
+
+def observation_parts(cfg: Config, device: torch.device, reward_parts: tuple):
+    """What ``rl.append_embedding`` adds to the observation: (encoder, demo embeddings (T_d, D')),
+    the reward's own ``reward_parts`` unless ``rl.observe_encoder`` names another encoder; None
+    without ``append_embedding`` or with the env reward (which has no demo)."""
+    rl = cfg.rl
+    if not rl.append_embedding or reward_parts[0] is None:
+        return None
+    if not rl.observe_encoder or rl.observe_encoder == rl.encoder:
+        return reward_parts
+    encoder = _load_encoder(rl.observe_encoder, cfg, device)
+    return encoder, encoder(_demo_frames(cfg))
+
+
+def _demo_frames(cfg: Config) -> np.ndarray:
+    """The demo's frames (T_d, H, W, 3) from camera ``rl.demo_view``."""
     try:
-        demo = load_episode(rl.demo)
+        demo = load_episode(cfg.rl.demo)
     except EpisodeError as e:
         raise UserError(f"--demo: {e}") from None
-    if not 0 <= rl.demo_view < demo.num_views:
-        raise UserError(f"rl.demo_view={rl.demo_view} but {demo.path} has {demo.num_views} views")
-    return encoder, encoder(demo.read_view(rl.demo_view))
+    if not 0 <= cfg.rl.demo_view < demo.num_views:
+        raise UserError(f"rl.demo_view={cfg.rl.demo_view} but {demo.path} has {demo.num_views} views")
+    return demo.read_view(cfg.rl.demo_view)
 
 
-def make_vec_env(cfg: Config, n_envs: int, encoder=None, demo=None, subprocess: bool = True) -> VecEnv:
+def make_vec_env(cfg: Config, n_envs: int, encoder=None, demo=None, observe: tuple | None = None,
+                 subprocess: bool = True) -> VecEnv:
     """``n_envs`` pouring envs (in subprocesses when more than one), with the learned reward
-    wrapper when an encoder is given."""
+    wrapper when an encoder is given (and ``observe``, see ``observation_parts``)."""
     if encoder is not None:
         cfg = replace(cfg, env=replace(cfg.env, frame_in_info=True))
     fns = [_make_env(cfg) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns) if n_envs > 1 and subprocess else DummyVecEnv(fns)
     if encoder is not None:
-        venv = LearnedRewardVecEnv(venv, encoder, demo, cfg.reward, cfg.rl.reward, cfg.env.episode_steps, cfg.rl.append_embedding)
+        venv = LearnedRewardVecEnv(venv, encoder, demo, cfg.reward, cfg.rl.reward, cfg.env.episode_steps, observe)
     return venv
 
 
@@ -207,13 +230,15 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     run = Path(out)
     last = run / "checkpoints" / "last.zip"
     check_resume(run, last, resume)
-    encoder, demo = learned_reward_parts(cfg, pick_device(cfg.train.device))
+    device = pick_device(cfg.train.device)
+    encoder, demo = learned_reward_parts(cfg, device)
+    observe = observation_parts(cfg, device, (encoder, demo))
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run)
     if rl.n_envs > 1:  # the env subprocesses keep the cores busy: more torch threads here only oversubscribe them
         torch.set_num_threads(1)
     torch.manual_seed(rl.seed)
-    venv = make_vec_env(cfg, rl.n_envs, encoder, demo)
+    venv = make_vec_env(cfg, rl.n_envs, encoder, demo, observe)
     venv.seed(rl.seed)
     if rl.normalize_reward:
         stats = last.with_suffix(".vecnormalize.pkl")
@@ -236,7 +261,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
             "MlpPolicy", venv, policy_kwargs=policy, seed=rl.seed, device="cpu",
             tensorboard_log=str(run / "tb"), verbose=0, **kwargs,
         )
-    eval_env = make_vec_env(cfg, 1, encoder, demo)
+    eval_env = make_vec_env(cfg, 1, encoder, demo, observe)
     callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history)
     callbacks = CallbackList([callback, LearnedReturnLogger()]) if encoder is not None else callback
     try:
@@ -254,7 +279,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     final = history[-1]
     metrics = {
         "algo": rl.algo, "reward": rl.reward, "encoder": rl.encoder or None, "demo": rl.demo or None,
-        "demo_view": rl.demo_view, "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
+        "demo_view": rl.demo_view, "observe_encoder": (rl.observe_encoder or rl.encoder) if observe else None, "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
         "final_eval": final, "best_fraction_in_bowl_mean": max(h["fraction_in_bowl_mean"] for h in history),
         "wall_seconds": final["wall_seconds"],
     }

@@ -110,7 +110,7 @@ def test_subprocess_envs_give_the_same_rewards(parts):
 
 def test_appended_embeddings_are_the_current_frame_and_the_demo_at_t(parts):
     enc, demo = parts
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS, append_embedding=True)
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS, observe=(enc, demo))
     venv.seed(3)
     obs = venv.reset()
     d = demo.shape[1]
@@ -126,6 +126,30 @@ def test_appended_embeddings_are_the_current_frame_and_the_demo_at_t(parts):
                 assert np.allclose(infos[i]["terminal_observation"][-d:], demo[demo_index(STEPS, STEPS + 1, len(demo))])
         else:
             assert np.allclose(obs[:, -d:], demo[demo_index(k + 1, STEPS + 1, len(demo))])
+
+
+def test_a_separate_observation_encoder_changes_the_observation_not_the_reward(parts):
+    enc, demo = parts
+    other = baseline_encoder("random", ModelConfig(embedding_dim=8), 0, "cpu")
+    other_demo = np.random.default_rng(1).normal(size=(9, 8))
+    acts = actions(2, STEPS + 2, seed=2)
+    plain = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
+    seen = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS, observe=(other, other_demo))
+    assert seen.observation_space.shape == (18 + 16,)
+    for venv in (plain, seen):
+        venv.seed(11)
+    plain.reset()
+    obs = seen.reset()
+    assert np.allclose(obs[:, -8:], other_demo[0])
+    for k, a in enumerate(acts):
+        _, r_plain, _, _ = plain.step(a)
+        obs, r_seen, dones, infos = seen.step(a)
+        assert np.array_equal(r_plain, r_seen)
+        for i in range(2):
+            frame = seen.venv.envs[i].unwrapped.render_views()[0][None]
+            assert np.allclose(obs[i, 18:26], other(frame)[0], atol=1e-5)
+            if dones[i]:
+                assert infos[i]["terminal_observation"].shape == (34,)
 
 
 def test_goal_reward_is_scaled_distance_to_the_last_demo_frame():
@@ -166,6 +190,20 @@ def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_epis
         video = read_video(out / "episode_0.mp4")
         assert video.shape == (21, 32, 32 * 4, 3)  # three cameras and the demo
         assert (out / "episode_0.png").stat().st_size > 0
+
+
+def test_train_rl_and_replay_observe_the_named_encoder(tmp_path, demo_episode):
+    run = tmp_path / "run"
+    assert main(["train-rl", "--out", str(run), "--reward", "tcn", "--encoder", "pixels", "--observe-encoder", "random",
+                 "--demo", str(demo_episode), "--steps", "64", "--n-envs", "1", "env.episode_steps=20", "env.num_particles=10",
+                 "env.image_size=32", "rl.append_embedding=true", "rl.eval_every=64", "rl.eval_episodes=1",
+                 "rl.ppo.n_steps=64", "rl.ppo.batch_size=32", "rl.ppo.n_epochs=1"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["observe_encoder"] == "random"
+    from stable_baselines3 import PPO
+
+    d = baseline_encoder("random", ModelConfig(), 0, "cpu")(np.zeros((1, 32, 32, 3), np.uint8)).shape[1]
+    assert PPO.load(run / "checkpoints" / "last.zip", device="cpu").observation_space.shape == (18 + 2 * d,)
+    assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay")]) == 0
 
 
 def test_ppo_exploration_options_reach_the_model(tmp_path):
