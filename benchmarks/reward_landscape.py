@@ -118,7 +118,7 @@ def main() -> None:
             w = enc(np.stack(frames))
             rows.append((episode_tcn_rewards(w, demo, exact).sum(), episode_tcn_rewards(w, demo, windowed).sum(), in_bowl))
         r = np.array(rows)
-        print(f"{name:26s} {r[:, 0].mean():20.1f} {r[:, 1].mean():18.1f} {r[:, 2].mean():8.2f}", flush=True)
+        print(f"{name:26s} {r[:, 0].mean():20.6g} {r[:, 1].mean():18.6g} {r[:, 2].mean():8.2f}", flush=True)
 
 
 if __name__ == "__main__":
