@@ -74,6 +74,8 @@ def observation_parts(cfg: Config, device: torch.device, reward_parts: tuple):
     the reward's own ``reward_parts`` unless ``rl.observe_encoder`` names another encoder; None
     without ``append_embedding`` or with the env reward (which has no demo)."""
     rl = cfg.rl
+    if rl.observe_encoder and (not rl.append_embedding or reward_parts[0] is None):
+        raise UserError("--observe-encoder needs rl.append_embedding=true and a learned reward (--reward tcn or goal)")
     if not rl.append_embedding or reward_parts[0] is None:
         return None
     if not rl.observe_encoder or rl.observe_encoder == rl.encoder:
@@ -279,7 +281,8 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
     final = history[-1]
     metrics = {
         "algo": rl.algo, "reward": rl.reward, "encoder": rl.encoder or None, "demo": rl.demo or None,
-        "demo_view": rl.demo_view, "observe_encoder": (rl.observe_encoder or rl.encoder) if observe else None, "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
+        "demo_view": rl.demo_view, "observe_encoder": (rl.observe_encoder or rl.encoder) if observe else None,
+        "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
         "final_eval": final, "best_fraction_in_bowl_mean": max(h["fraction_in_bowl_mean"] for h in history),
         "wall_seconds": final["wall_seconds"],
     }

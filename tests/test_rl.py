@@ -246,3 +246,6 @@ def test_train_rl_errors_name_what_is_missing(tmp_path, capsys):
     assert "needs --encoder" in capsys.readouterr().err
     assert main(["train-rl", "--out", str(tmp_path / "r"), "--reward", "tcn", "--encoder", "pixels", "--demo", str(tmp_path / "nope")]) == 2
     assert "--demo" in capsys.readouterr().err
+    assert main(["train-rl", "--out", str(tmp_path / "r"), "--reward", "env", "--observe-encoder", "random"]) == 2
+    assert "--observe-encoder needs" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
