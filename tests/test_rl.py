@@ -141,7 +141,7 @@ def test_a_separate_observation_encoder_changes_the_observation_not_the_reward(p
     plain.reset()
     obs = seen.reset()
     assert np.allclose(obs[:, -8:], other_demo[0])
-    for k, a in enumerate(acts):
+    for a in acts:
         _, r_plain, _, _ = plain.step(a)
         obs, r_seen, dones, infos = seen.step(a)
         assert np.array_equal(r_plain, r_seen)
