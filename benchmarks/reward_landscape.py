@@ -50,16 +50,20 @@ class Policy:
         cpu = torch.device("cpu")
         self.encoder, self.demo = observation_parts(run_cfg, cpu, learned_reward_parts(run_cfg, cpu)) or (None, None)
 
+    def observe(self, states: np.ndarray, frames: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """What the policy observes (N, O') at env states (N, O) with agent views (N, H, W, 3) at steps t (N,)."""
+        if self.encoder is None:
+            return states
+        return appended_observation(states, self.encoder(frames), self.demo, t, self.steps)
+
     def act(self, obs: np.ndarray, frame: np.ndarray, t: int) -> np.ndarray:
-        obs = obs[None]
-        if self.encoder is not None:
-            obs = appended_observation(obs, self.encoder(frame[None]), self.demo, np.array([t]), self.steps)
-        return self.model.predict(obs, deterministic=True)[0][0]
+        return self.model.predict(self.observe(obs[None], frame[None], np.array([t])), deterministic=True)[0][0]
 
 
-def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
-    """Agent-view frames after every step of one episode, scripted or (``behaviour`` a ``Policy``)
-    a trained policy acting deterministically, and the final fraction in the bowl."""
+def play(cfg, seed: int, behaviour) -> tuple[np.ndarray, np.ndarray, float]:
+    """One episode, scripted or (``behaviour`` a ``Policy``) a trained policy acting
+    deterministically: the env states before every step (T, O), the agent-view frames at the start
+    and after every step (T + 1, H, W, 3), and the final fraction in the bowl."""
     env = PourEnv(cfg.env, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
     frame = env.render()
@@ -77,8 +81,9 @@ def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
     else:
         wait, miss = behaviour
         plan = [start] * wait + pour_plan(env, np.random.default_rng(seed), start[:3], partial=False, miss=miss)
-    frames = []
+    states, frames = [], [frame]
     for k in range(cfg.env.episode_steps):
+        states.append(obs)
         if plan is None:
             action = behaviour.act(obs, frame, k)
         else:
@@ -89,7 +94,7 @@ def play(cfg, seed: int, behaviour) -> tuple[list[np.ndarray], float]:
         frames.append(frame)
     in_bowl = env.measurement.in_bowl
     env.close()
-    return frames, in_bowl
+    return np.stack(states), np.stack(frames), in_bowl
 
 
 def main() -> None:
@@ -114,8 +119,8 @@ def main() -> None:
     for name, behaviour in behaviours.items():
         rows = []
         for s in range(args.seeds):
-            frames, in_bowl = play(cfg, 5000 + s, behaviour)
-            w = enc(np.stack(frames))
+            _, frames, in_bowl = play(cfg, 5000 + s, behaviour)
+            w = enc(frames[1:])
             rows.append((episode_tcn_rewards(w, demo, exact).sum(), episode_tcn_rewards(w, demo, windowed).sum(), in_bowl))
         r = np.array(rows)
         print(f"{name:26s} {r[:, 0].mean():20.6g} {r[:, 1].mean():18.6g} {r[:, 2].mean():8.2f}", flush=True)
