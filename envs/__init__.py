@@ -2,14 +2,15 @@
 
 Importing this package registers every variant with gymnasium, in one loop:
 ``TCNPour-v0`` (state observations) and ``TCNPourPixels-v0`` (a Dict of per-camera images plus
-the state). Any ``PourConfig`` field can be passed to ``gymnasium.make`` as a keyword.
+the state). Any ``PourConfig`` field can be passed to ``gymnasium.make`` as a keyword. The
+simulator modules load on first use of a name that needs them, so that reading a config does not
+start pybullet.
 """
+from importlib import import_module
+
 import gymnasium as gym
 
 from .config import CameraRange, PourConfig, make_pour_config
-from .demonstrators import DEMONSTRATORS, Step, run_demonstrator, run_paired
-from .pour_env import PourEnv
-from .task import ATTRIBUTES, EMBODIMENTS, Measurement, PouringWorld
 
 ENV_IDS = {"TCNPour-v0": "state", "TCNPourPixels-v0": "pixels"}
 
@@ -17,7 +18,16 @@ for _id, _obs in ENV_IDS.items():
     if _id not in gym.registry:
         gym.register(id=_id, entry_point="tcn_robot.envs.pour_env:PourEnv", kwargs={"obs_type": _obs})
 
-__all__ = [
-    "ATTRIBUTES", "DEMONSTRATORS", "EMBODIMENTS", "ENV_IDS", "CameraRange", "Measurement", "PourConfig",
-    "PourEnv", "PouringWorld", "Step", "make_pour_config", "run_demonstrator", "run_paired",
-]
+_LAZY = {
+    "DEMONSTRATORS": "demonstrators", "Step": "demonstrators", "run_demonstrator": "demonstrators", "run_paired": "demonstrators",
+    "PourEnv": "pour_env", "ATTRIBUTES": "task", "EMBODIMENTS": "task", "Measurement": "task", "PouringWorld": "task",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["CameraRange", "ENV_IDS", "PourConfig", "make_pour_config", *_LAZY]

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import pybullet as p
+
+from .bullet import p
 
 from .config import CameraRange
 

@@ -8,7 +8,8 @@ y along the cup's x axis, so a rotation about the holder's z axis is exactly the
 from __future__ import annotations
 
 import numpy as np
-import pybullet as p
+
+from .bullet import p
 
 # Columns are the holder's axes expressed in the cup frame.
 GRIP_FORCE = 200.0  # newtons; far above the weight of a full cup

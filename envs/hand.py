@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pybullet as p
 
+from .bullet import p
 from .grasp import Grip, holder_pose
 from .sim import Simulator
 

@@ -157,6 +157,8 @@ class PourEnv(gym.Env):
     def _info(self) -> dict:
         m = self.measurement
         info = {**m.info(), "is_success": m.in_bowl >= self.cfg.success_fraction}
+        if self.cfg.views_in_info:
+            info["views"] = self.world.render()
         if self.cfg.frame_in_info:
-            info["agent_frame"] = self.world.render([self.cfg.agent_view])[0]
+            info["agent_frame"] = info["views"][self.cfg.agent_view] if self.cfg.views_in_info else self.world.render([self.cfg.agent_view])[0]
         return info

@@ -15,9 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
-import pybullet_data
 
+from .bullet import p, pybullet_data
 from .grasp import Grip, holder_pose
 from .sim import Simulator
 

@@ -11,8 +11,8 @@ import pkgutil
 from collections.abc import Sequence
 
 import numpy as np
-import pybullet as p
-from pybullet_utils import bullet_client
+
+from .bullet import connect, p
 
 Color = Sequence[float]
 
@@ -29,7 +29,7 @@ class Simulator:
     def __init__(self, timestep: float, solver_iterations: int, renderer: str = "tiny") -> None:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
-        self.client = bullet_client.BulletClient(connection_mode=p.DIRECT)
+        self.client = connect()
         self._egl_plugin = None
         if renderer == "egl":
             loader = pkgutil.get_loader("eglRenderer")

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from . import UserError
-from .models import EmbeddingNet, ModelConfig
+from .config import ModelConfig
+from .models import EmbeddingNet
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 from . import UserError, __version__
-from .config import load_config, save_config
+
+# Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
+# once; each stage imports its own modules (torch, pybullet, stable-baselines3) when it runs.
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -19,24 +21,28 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.set_defaults(accepts_overrides=True)
 
 
+def _config(args: argparse.Namespace, flags: dict[str, str] | None = None):
+    """The stage's config: ``--config`` (or the packaged default), then the ``key=value`` overrides that
+    the given flags stand for (``flags``: attribute -> config key), then the trailing overrides."""
+    from .config import load_config
+
+    given = [f"{key}={getattr(args, attr)}" for attr, key in (flags or {}).items() if getattr(args, attr) is not None]
+    return load_config(args.config, given + list(args.overrides))
+
+
 def _pipeline(args: argparse.Namespace) -> None:
+    cfg = _config(args)
     from .pipeline import run_pipeline
 
-    run_pipeline(load_config(args.config, args.overrides), args.out)
-
-
-def _flags(args: argparse.Namespace, mapping: dict[str, str]) -> list[str]:
-    """``key=value`` overrides from the flags that were given, then the trailing overrides."""
-    given = [f"{key}={getattr(args, attr)}" for attr, key in mapping.items() if getattr(args, attr) is not None]
-    return given + list(args.overrides)
+    run_pipeline(cfg, args.out)
 
 
 def _record(args: argparse.Namespace) -> None:
+    cfg = _config(args, {"episodes": "record.episodes", "views": "record.views", "image_size": "record.image_size",
+                         "seed": "record.seed", "demonstrator": "record.demonstrators", "workers": "record.workers"})
+    from .config import save_config
     from .data.record import record_dataset
 
-    cfg = load_config(args.config, _flags(args, {
-        "episodes": "record.episodes", "views": "record.views", "image_size": "record.image_size",
-        "seed": "record.seed", "demonstrator": "record.demonstrators", "workers": "record.workers"}))
     r = cfg.record
     s = record_dataset(cfg.env, args.out, r.episodes, r.views, r.image_size, r.seed, r.demonstrators, args.shard, r.workers)
     save_config(cfg, args.out)
@@ -65,9 +71,9 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _train_tcn(args: argparse.Namespace) -> None:
+    cfg = _config(args, {"mode": "tcn.mode", "loss": "tcn.loss", "steps": "train.steps", "device": "train.device"})
     from .train.tcn import train_tcn
 
-    cfg = load_config(args.config, _flags(args, {"mode": "tcn.mode", "loss": "tcn.loss", "steps": "train.steps", "device": "train.device"}))
     m = train_tcn(cfg, args.data, args.out, resume=args.resume)
     val = f", validation alignment error {m['val']['alignment_error']:.3f} (best {m['best_val']:.3f})" if m.get("val") else ""
     print(f"train-tcn: {m['steps']} steps, loss {m['train_loss_first']:.4f} -> {m['train_loss_final']:.4f}{val}, "
@@ -75,10 +81,11 @@ def _train_tcn(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    args.overrides = (["evaluate.demo=" + str(args.demo)] if args.demo else []) + list(args.overrides)
+    cfg = _config(args)
     from .evaluate.run import evaluate
 
-    overrides = (["evaluate.demo=" + str(args.demo)] if args.demo else []) + list(args.overrides)
-    results = evaluate(load_config(args.config, overrides), args.data, args.out, args.checkpoint, args.baseline)
+    results = evaluate(cfg, args.data, args.out, args.checkpoint, args.baseline)
     for name, m in results.items():
         print(f"evaluate: {name}: alignment error {m.get('alignment_error', float('nan')):.3f}, classification error "
               f"{m.get('classification_error_same_view', float('nan')):.3f} (same view)")
@@ -93,12 +100,12 @@ def _embed(args: argparse.Namespace) -> None:
 
 
 def _train_rl(args: argparse.Namespace) -> None:
+    cfg = _config(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed",
+                         "encoder": "rl.encoder", "observe_encoder": "rl.observe_encoder", "demo": "rl.demo",
+                         "demo_view": "rl.demo_view"})
     from .rl import train_rl
 
-    overrides = _flags(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed",
-                              "encoder": "rl.encoder", "observe_encoder": "rl.observe_encoder", "demo": "rl.demo",
-                              "demo_view": "rl.demo_view"})
-    metrics = train_rl(load_config(args.config, overrides), args.out, resume=args.resume)
+    metrics = train_rl(cfg, args.out, resume=args.resume)
     final = metrics["final_eval"]
     print(
         f"train-rl: {metrics['steps']} steps, fraction in bowl {final['fraction_in_bowl_mean']:.3f} "
@@ -122,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    p = sub.add_parser("pipeline", help="run every stage end to end on one config", description=_pipeline_doc())
+    p = sub.add_parser("pipeline", help="run every stage end to end on one config",
+                       description="Run every stage end to end: record -> train-tcn -> evaluate -> train-rl -> replay. "
+                       "Re-running the same command resumes.")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     _add_common(p)
     p.set_defaults(func=_pipeline)
@@ -218,12 +227,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _pipeline_doc() -> str:
-    from .pipeline import __doc__ as doc
-
-    return doc.strip().splitlines()[0]
-
-
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """The stage's arguments; ``key=value`` overrides may also follow or sit between flags (argparse
     takes one run of positionals only), where they keep their command-line order."""
@@ -237,16 +240,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+    """Run one stage; a problem the user can fix prints one line and returns 2, Ctrl-C one line and 130."""
+    stage = "tcn-robot"
     try:
-        rc = args.func(args) or 0
+        args = parse(argv)
+        stage = f"tcn-robot {args.stage}"
+        return args.func(args) or 0
     except UserError as e:
-        print(f"tcn-robot {args.stage}: error: {e}", file=sys.stderr)
+        print(f"{stage}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tcn-robot {args.stage}: interrupted", file=sys.stderr)
+        print(f"{stage}: interrupted", file=sys.stderr)
         return 130
-    return rc
 
 
 if __name__ == "__main__":

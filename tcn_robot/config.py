@@ -13,14 +13,65 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from . import UserError
-from .data.augment import AugmentConfig
 from .envs.config import PourConfig, _check
 from .io import atomic_write_text
-from .models import ModelConfig
-from .reward import RewardConfig
-from .train.engine import TrainConfig
 
 DEFAULT_CONFIG = "quickstart.yaml"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of an embedding network (saved in every checkpoint; ``models.EmbeddingNet``)."""
+
+    encoder: str = "small"  # small | resnet18
+    image_size: int = 64  # frames are resized to this before the encoder
+    width: int = 32  # channels of the small CNN's first layer
+    head_channels: int = 64  # channels of the head's two convolutions (keypoints = this many)
+    hidden: int = 256  # width of the fully connected layer
+    embedding_dim: int = 32
+    normalize: bool = True  # L2-normalize the embedding
+    pretrained: str = ""  # local path of torchvision-format ResNet-18 weights, loaded at construction
+
+
+@dataclass
+class AugmentConfig:
+    """``augment.*``: batched training augmentation on the device (``data/augment.py``)."""
+
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.7, 1.0)
+    crop_ratio: tuple[float, float] = (0.85, 1.15)
+    brightness: float = 0.3
+    contrast: float = 0.3
+    saturation: float = 0.4
+    hue: float = 0.2  # strong: anchor and positive get different hues, against per-episode colour randomization
+    jitter_prob: float = 0.8
+
+
+@dataclass
+class TrainConfig:
+    """``train.*``: the training engine's settings (``train/engine.py``)."""
+
+    steps: int = 1500
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 5.0
+    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
+    amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
+    compile: bool = False
+    checkpoint_every: int = 250
+    val_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+
+
+@dataclass
+class RewardConfig:
+    """``reward.*``: the constants of the TCN reward (``reward.py``; which reward a policy trains on is ``rl.reward``)."""
+
+    a: float = 0.5
+    b: float = 0.5
+    g: float = 1e-3
+    window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
 
 
 @dataclass

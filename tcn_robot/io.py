@@ -1,13 +1,34 @@
-"""Atomic file writes: a killed run never leaves a half-written file under the final name."""
+"""Atomic file writes (a killed run never leaves a half-written file under the final name), and
+silencing a file descriptor that a C library writes to directly."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def silenced(*fds: int):
+    """Send file descriptors ``fds`` (1: stdout, 2: stderr) to /dev/null for the block: for what C code
+    prints there directly (pybullet's banner, FFmpeg's encoder probes). Exceptions still propagate."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in fds:
+                os.dup2(null.fileno(), fd)
+        yield
+    finally:
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -8,7 +8,6 @@ weights load from a local file the user names (never from the network).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import UserError
+from .config import ModelConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of an embedding network (saved in every checkpoint)."""
-
-    encoder: str = "small"  # small | resnet18
-    image_size: int = 64  # frames are resized to this before the encoder
-    width: int = 32  # channels of the small CNN's first layer
-    head_channels: int = 64  # channels of the head's two convolutions (keypoints = this many)
-    hidden: int = 256  # width of the fully connected layer
-    embedding_dim: int = 32
-    normalize: bool = True  # L2-normalize the embedding
-    pretrained: str = ""  # local path of torchvision-format ResNet-18 weights, loaded at construction
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

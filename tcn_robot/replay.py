@@ -3,10 +3,12 @@
 For each episode: ``episode_{k}.mp4`` with every camera view side by side and, when the run
 learned from a demonstration, the demo frame of the same time step beside them;
 ``episode_{k}.png`` with the learned reward and the ground-truth fraction poured over time;
-and ``metrics.json`` over all episodes.
+``episode_{k}_strip.png``, a few frames of the demo above the robot's agent view at the same
+time steps; and ``metrics.json`` over all episodes.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -20,14 +22,22 @@ from .evaluate import plots
 from .io import write_json
 from .reward import demo_index
 from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts
-from .train.engine import pick_device
+from .device import pick_device
 from .video import VideoWriter
+
+STRIP_FRAMES = 6  # columns of the frame strip of each episode
 
 
 def _label(frame: np.ndarray, text: str) -> np.ndarray:
     out = frame.copy()
     cv2.putText(out, text, (2, 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def _demo_frame(demo: np.ndarray, t: int, steps: int, size: int) -> np.ndarray:
+    """The demo frame matched to episode step ``t`` (as the reward matches them), at ``size`` px."""
+    frame = demo[demo_index(t, steps + 1, len(demo))]
+    return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if frame.shape[0] != size else frame
 
 
 def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "trained", seed: int = EVAL_SEED) -> dict:
@@ -41,27 +51,28 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
         raise UserError(f"{ckpt}: missing (train the run first, or pass --policy random)")
     device = pick_device(cfg.train.device)
     encoder, demo_emb = learned_reward_parts(cfg, device)
+    cfg = replace(cfg, env=replace(cfg.env, views_in_info=True))  # each step's frames, before the VecEnv's auto-reset
     venv = make_vec_env(cfg, 1, encoder, demo_emb, observation_parts(cfg, device, (encoder, demo_emb)))
     env = venv.unwrapped.envs[0].unwrapped  # the PourEnv under the reward wrapper and Monitor
     model = ALGOS[cfg.rl.algo].load(ckpt, device="cpu") if policy == "trained" else None
     demo_frames = load_episode(cfg.rl.demo).read_view(cfg.rl.demo_view) if cfg.rl.demo else None
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
+    steps, size, fps = cfg.env.episode_steps, cfg.env.image_size, env.metadata["render_fps"]
     results = []
     try:
         for k in range(episodes):
             venv.seed(seed + k)
             obs = venv.reset()
-            steps = cfg.env.episode_steps
-            size = cfg.env.image_size
-            views = len(cfg.env.cameras) + (demo_frames is not None)
-            learned, env_rewards, poured = [], [], [env.measurement.in_bowl]
-            with VideoWriter(out / f"episode_{k}.mp4", env.metadata["render_fps"], (size * views, size)) as video:
+            views = env.render_views()
+            learned, env_rewards, poured, agent = [], [], [env.measurement.in_bowl], []
+            columns = len(views) + (demo_frames is not None)
+            with VideoWriter(out / f"episode_{k}.mp4", fps, (size * columns, size)) as video:
                 for t in range(steps + 1):
-                    frames = [_label(f, f"view {v}") for v, f in enumerate(env.render_views())]
+                    agent.append(views[cfg.env.agent_view])
+                    frames = [_label(f, f"view {v}") for v, f in enumerate(views)]
                     if demo_frames is not None:
-                        demo = demo_frames[demo_index(t, steps + 1, len(demo_frames))]
-                        frames.append(_label(cv2.resize(demo, (size, size), interpolation=cv2.INTER_AREA), "demo"))
+                        frames.append(_label(_demo_frame(demo_frames, t, steps, size), "demo"))
                     video.write(np.concatenate(frames, axis=1))
                     if t == steps:
                         break
@@ -70,11 +81,17 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
                     else:
                         action = rng.uniform(-1, 1, size=(1, *venv.action_space.shape)).astype(np.float32)
                     obs, reward, dones, infos = venv.step(action)
+                    views = infos[0]["views"]
                     env_rewards.append(infos[0].get("env_reward", float(reward[0])))
                     learned.append(infos[0].get("learned_reward", np.nan))
                     poured.append(infos[0]["fraction_in_bowl"])
             curves = {"learned reward" if encoder is not None else "env reward": (np.array(learned if encoder is not None else env_rewards),
                                                                                    np.array(poured[1:]))}
+            times = np.linspace(0, steps, STRIP_FRAMES).round().astype(int)
+            rows = {"demo": np.stack([_demo_frame(demo_frames, t, steps, size) for t in times])} if demo_frames is not None else {}
+            rows[f"robot ({policy})"] = np.stack(agent)[times]
+            plots.frame_strip(rows, times, fps, out / f"episode_{k}_strip.png",
+                              f"episode {k}: {poured[-1]:.0%} in the bowl")
             plots.reward_curves(curves, out / f"episode_{k}.png", f"episode {k} ({policy} policy)")
             results.append({"seed": seed + k, "fraction_in_bowl": poured[-1], "is_success": bool(infos[0]["is_success"]),
                             "env_return": float(np.sum(env_rewards)),

@@ -14,25 +14,15 @@ miss, dump and standing still (README, "Learning to pour").
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
+from .config import RewardConfig
+
 
 KINDS = ("env", "tcn", "goal")
-
-
-@dataclass
-class RewardConfig:
-    """``reward.*``: the constants of the TCN reward (which reward a policy trains on is ``rl.reward``)."""
-
-    a: float = 0.5
-    b: float = 0.5
-    g: float = 1e-3
-    window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
 
 
 def demo_index(t, episode_steps: int, demo_frames: int):

@@ -34,8 +34,9 @@ from .data.episodes import EpisodeError, load_episode
 from .envs import PourEnv
 from .evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
 from .io import check_resume, write_json
+from .processes import leave_interrupts_to_parent
 from .reward import KINDS, LearnedRewardVecEnv
-from .train.engine import pick_device
+from .device import pick_device
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never drawn in training
@@ -43,6 +44,7 @@ EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never draw
 
 def _make_env(cfg: Config):
     def thunk():
+        leave_interrupts_to_parent()  # in a SubprocVecEnv worker; train_rl closes the envs
         torch.set_num_threads(1)
         return Monitor(PourEnv(cfg.env), info_keywords=("fraction_in_bowl", "is_success"))
 
@@ -194,9 +196,6 @@ class EvalAndCheckpoint(BaseCallback):
         self.bar.set_postfix(poured=f"{result['fraction_in_bowl_mean']:.2f}", success=f"{result['success_rate']:.2f}")
         return result
 
-    def _on_training_end(self) -> None:
-        self.bar.close()
-
 
 class LearnedReturnLogger(BaseCallback):
     """Logs ``rollout/learned_ep_rew_mean``, the mean return of the learned reward over the last
@@ -276,6 +275,8 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
         else:  # the last update (and, for SAC, the last transitions) came after the last evaluation's checkpoint
             _save_atomic(model, last, replay_buffer=True)
     finally:
+        if callback.bar is not None:
+            callback.bar.close()
         venv.close()
         eval_env.close()
     final = history[-1]

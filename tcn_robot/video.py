@@ -1,7 +1,6 @@
 """MP4 writing with OpenCV: H.264 where the build has it, else MPEG-4 part 2 (mp4v)."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import tempfile
@@ -11,26 +10,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .io import silenced
+
 _CODECS = ("avc1", "mp4v")
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """Silence fd 2 (FFmpeg logs failed encoder probes straight to it)."""
-    saved = os.dup(2)
-    with open(os.devnull, "wb") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 @functools.lru_cache(maxsize=1)
 def mp4_codec() -> str:
     """The first codec of ``_CODECS`` this OpenCV build can write (probed once per process)."""
-    with tempfile.TemporaryDirectory() as d, _quiet_stderr():
+    with tempfile.TemporaryDirectory() as d, silenced(2):
         for codec in _CODECS:
             w = cv2.VideoWriter(os.path.join(d, "probe.mp4"), cv2.VideoWriter_fourcc(*codec), 20, (16, 16))
             ok = w.isOpened()

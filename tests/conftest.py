@@ -1,8 +1,38 @@
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+# source folder -> its installed path inside the tcn_robot package (pyproject.toml's wheel sources)
+PACKAGED = {"tcn_robot": "", "envs": "envs", "configs": "configs"}
+
+
+def packaged_sources() -> dict[str, Path]:
+    """Every file the wheel must hold, by its path inside the installed package: each ``.py`` under
+    tcn_robot/ and envs/, and each ``.py`` and ``.yaml`` under configs/."""
+    files = {}
+    for folder, inside in PACKAGED.items():
+        for f in (ROOT / folder).rglob("*"):
+            if f.suffix in (".py", ".yaml") and "__pycache__" not in f.parts:
+                files[str(Path(inside) / f.relative_to(ROOT / folder))] = f
+    return files
+
+
+def pytest_sessionstart(session):
+    """The tests exercise the installed package (as a user gets it from ``pip install .``); stop at once
+    when it is not this source tree (a file missing from it, or edited since the install)."""
+    import tcn_robot
+
+    installed = Path(tcn_robot.__file__).parent
+    stale = [name for name, src in packaged_sources().items()
+             if not (installed / name).is_file() or (installed / name).read_bytes() != src.read_bytes()]
+    if stale:
+        pytest.exit(f"the installed tcn_robot ({installed}) differs from the source tree in {len(stale)} files "
+                    f"({', '.join(sorted(stale)[:4])}{' ...' if len(stale) > 4 else ''}): reinstall with `pip install --no-deps .`",
+                    returncode=3)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The tcn-robot command, the config system and packaging."""
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT, packaged_sources
 
 from tcn_robot.cli import main, parse
 from tcn_robot.config import load_config
@@ -87,20 +89,19 @@ def test_packaged_default_is_the_quickstart():
     assert cfg.env.num_particles == 40 and len(cfg.env.cameras) == 3
 
 
-def test_built_wheel_contains_and_imports_the_envs_subpackage(tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
-        check=True, capture_output=True,
-    )
+def test_the_wheel_holds_every_module_and_packaged_config_at_its_installed_path(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+                   check=True, capture_output=True)
     (wheel,) = tmp_path.glob("tcn_robot-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    assert "tcn_robot/envs/pour_env.py" in names and "tcn_robot/configs/quickstart.yaml" in names
-    assert not any(n.startswith("envs/") for n in names), "the bare name envs must not be installed"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"tcn_robot/{name}" for name in packaged_sources()}
+    assert any(n.startswith("tcn_robot/train/") for n in expected) and "tcn_robot/configs/quickstart.yaml" in expected
+    assert expected <= names, sorted(expected - names)
+    assert not any(n.startswith(("envs/", "configs/", "tests/")) for n in names), "only the tcn_robot package is installed"
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = "import tcn_robot.envs, tcn_robot.config as c; print(tcn_robot.envs.__file__); print(c.packaged_config_path())"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)},
+    code = "import tcn_robot.envs, tcn_robot.train.tcn, tcn_robot.config as c; print(tcn_robot.envs.__file__); print(c.packaged_config_path())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
                          capture_output=True, text=True, check=True).stdout
     assert all(line.startswith(str(site)) for line in out.split())
 

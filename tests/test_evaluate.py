@@ -9,7 +9,8 @@ from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
 from tcn_robot.evaluate.metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency,
                                         kendall_tau, linear_probe_error, spearman)
-from tcn_robot.reward import RewardConfig, demo_index, episode_tcn_rewards, tcn_reward
+from tcn_robot.config import RewardConfig
+from tcn_robot.reward import demo_index, episode_tcn_rewards, tcn_reward
 
 
 def curve(t, d=4, shift=0.0):

@@ -9,8 +9,8 @@ from tcn_robot.cli import main
 from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import PourEnv, make_pour_config
 from tcn_robot.evaluate.encoders import baseline_encoder
-from tcn_robot.models import ModelConfig
-from tcn_robot.reward import LearnedRewardVecEnv, RewardConfig, demo_index, goal_reward, tcn_reward
+from tcn_robot.config import ModelConfig, RewardConfig
+from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, tcn_reward
 
 STEPS = 5
 RCFG = RewardConfig(window=2)  # the demo has 9 frames: a window that does not cover all of them

@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,10 +105,11 @@ def test_embed_writes_every_episode_and_view(dataset, tmp_path):
 
 def test_torchrun_two_processes_train_with_ddp_and_write_one_checkpoint(dataset, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "tcn_robot.cli", "train-tcn", "--data", str(dataset), "--out", str(out), "--steps", "3", "--device", "cpu",
+    script = Path(sys.executable).with_name("tcn-robot")  # the console script, as the README runs it under torchrun
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+           str(script), "train-tcn", "--data", str(dataset), "--out", str(out), "--steps", "3", "--device", "cpu",
            *FAST, "train.val_every=3", "train.checkpoint_every=3"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["steps"] == 3

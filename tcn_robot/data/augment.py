@@ -6,22 +6,10 @@ checkpoint that saves torch's RNG state resumes the same augmentations).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import kornia.augmentation as K
 from torch import nn
 
-
-@dataclass
-class AugmentConfig:
-    enabled: bool = True
-    crop_scale: tuple[float, float] = (0.7, 1.0)
-    crop_ratio: tuple[float, float] = (0.85, 1.15)
-    brightness: float = 0.3
-    contrast: float = 0.3
-    saturation: float = 0.4
-    hue: float = 0.2  # strong: anchor and positive get different hues, against per-episode colour randomization
-    jitter_prob: float = 0.8
+from ..config import AugmentConfig
 
 
 def build_augment(cfg: AugmentConfig, size: int) -> nn.Module:

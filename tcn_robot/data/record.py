@@ -30,6 +30,7 @@ from tqdm import tqdm
 from .. import UserError, __version__
 from ..envs import ATTRIBUTES, DEMONSTRATORS, PourConfig, PourEnv, run_demonstrator, run_paired
 from ..envs.config import spread_cameras
+from ..processes import leave_interrupts_to_parent, parent_alive
 from .episodes import MANIFEST, META, TMP_MARK, EpisodeWriter, read_manifest, write_manifest
 
 GOLDEN = (math.sqrt(5) - 1) / 2
@@ -175,9 +176,12 @@ def episode_summary(path: Path) -> dict:
 
 
 def _record_many(plans: list[EpisodePlan], cfg: PourConfig, root: Path) -> None:
-    """A worker process: record ``plans`` one after the other."""
+    """A worker process: record ``plans`` one after the other, while the recording process lives."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    leave_interrupts_to_parent()
     for plan in plans:
+        if not parent_alive():
+            return
         record_episode(plan, cfg, root)
 
 

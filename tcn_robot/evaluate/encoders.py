@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from .. import UserError
 from ..checkpoint import load_embedder
-from ..models import EmbeddingNet, ModelConfig
+from ..config import ModelConfig
+from ..models import EmbeddingNet
 
 BASELINES = ("random", "pixels")
 

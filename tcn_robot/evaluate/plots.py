@@ -65,6 +65,25 @@ def reward_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, 
     return _save(fig, path)
 
 
+def frame_strip(rows: dict[str, np.ndarray], times: np.ndarray, fps: float, path: Path, title: str = "") -> str:
+    """A grid of frames: one row per ``{label: frames (K, H, W, 3)}``, one column per time step
+    ``times`` (K,) (labelled in seconds at ``fps``)."""
+    k = len(times)
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.6 * k, 1.75 * len(rows) + 0.3), squeeze=False)
+    for r, (label, frames) in enumerate(rows.items()):
+        for c in range(k):
+            ax = axes[r, c]
+            ax.imshow(frames[c], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"t = {times[c] / fps:.1f} s", fontsize=9)
+        axes[r, 0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def retrieval_video(query: np.ndarray, reference: np.ndarray, nn_idx: np.ndarray, path: Path, fps: float) -> str:
     """Each query frame beside its nearest reference frame: (T, H, W, 3) and (T2, H, W, 3)."""
     with VideoWriter(path, fps, (query.shape[2] * 2, query.shape[1])) as w:

@@ -23,7 +23,7 @@ from ..data.episodes import Dataset, load_episode, EpisodeError
 from ..envs import ATTRIBUTES
 from ..io import atomic_write_text, write_json
 from ..reward import episode_tcn_rewards
-from ..train.engine import pick_device
+from ..device import pick_device
 from . import plots
 from .encoders import Encoder, baseline_encoder, checkpoint_encoder
 from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, kendall_tau,

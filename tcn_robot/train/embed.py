@@ -11,7 +11,7 @@ from ..checkpoint import load_embedder
 from ..data.cache import FrameCache
 from ..data.episodes import Dataset
 from ..io import atomic_write_bytes
-from .engine import pick_device
+from ..device import pick_device
 from .tcn import embed_episode
 
 

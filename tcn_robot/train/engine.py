@@ -11,10 +11,8 @@ best checkpoint.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,40 +22,11 @@ from tqdm import tqdm
 
 from .. import UserError, distributed
 from ..checkpoint import load_checkpoint, model_state, save_checkpoint
-from ..data.augment import AugmentConfig, build_augment
+from ..config import AugmentConfig, TrainConfig
+from ..data.augment import build_augment
+from ..device import pick_device
 from ..io import write_json
 from ..models import EmbeddingNet
-
-
-@dataclass
-class TrainConfig:
-    """The engine's settings (``train.*`` in a config)."""
-
-    steps: int = 1500
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    grad_clip: float = 5.0
-    device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
-    amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
-    compile: bool = False
-    checkpoint_every: int = 250
-    val_every: int = 250
-    log_every: int = 10
-    seed: int = 0
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but torch sees no CUDA device")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UserError(f"device must be auto, cpu, cuda or mps; got {name!r}")
-    return torch.device(name)
 
 
 class Engine:
