@@ -10,7 +10,7 @@ from importlib import import_module
 
 import gymnasium as gym
 
-from .config import CameraRange, PourConfig, make_pour_config
+from .config import DEMONSTRATORS, CameraRange, PourConfig, make_pour_config
 
 ENV_IDS = {"TCNPour-v0": "state", "TCNPourPixels-v0": "pixels"}
 
@@ -19,7 +19,7 @@ for _id, _obs in ENV_IDS.items():
         gym.register(id=_id, entry_point="tcn_robot.envs.pour_env:PourEnv", kwargs={"obs_type": _obs})
 
 _LAZY = {
-    "DEMONSTRATORS": "demonstrators", "Step": "demonstrators", "run_demonstrator": "demonstrators", "run_paired": "demonstrators",
+    "Step": "demonstrators", "run_demonstrator": "demonstrators", "run_paired": "demonstrators",
     "PourEnv": "pour_env", "ATTRIBUTES": "task", "EMBODIMENTS": "task", "Measurement": "task", "PouringWorld": "task",
 }
 
@@ -30,4 +30,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CameraRange", "ENV_IDS", "PourConfig", "make_pour_config", *_LAZY]
+__all__ = ["DEMONSTRATORS", "CameraRange", "ENV_IDS", "PourConfig", "make_pour_config", *_LAZY]

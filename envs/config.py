@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+DEMONSTRATORS = ("human", "robot", "random", "paired")  # paired: the human proxy and its robot twin, recorded together
+
 
 @dataclass
 class CameraRange:
@@ -114,13 +116,45 @@ def make_pour_config(config: PourConfig | dict[str, Any] | None = None, **overri
     return cfg
 
 
+# Allowed values of every number, as (low, high) bounds (inclusive); generous, so that they stop nonsense
+# (negative sizes, zero rates, values that overflow) rather than experiments.
+POUR_RANGES = {
+    "num_particles": (1, 2000), "particle_radius": (1e-4, 0.05), "particle_mass": (1e-6, 1.0), "particle_friction": (0.0, 10.0),
+    "solver_iterations": (1, 1000), "cup_radius": (0.005, 0.2), "cup_height": (0.01, 0.5), "cup_wall": (0.001, 0.05),
+    "cup_mass": (1e-3, 10.0), "bowl_radius": (0.01, 0.5), "bowl_height": (0.005, 0.5), "physics_hz": (10.0, 10_000.0),
+    "substeps": (1, 1000), "episode_steps": (1, 100_000), "max_delta_pos": (1e-4, 1.0), "max_delta_tilt": (1e-4, 3.2),
+    "z_max": (0.01, 2.0), "settle_substeps": (0, 100_000), "agent_view": (0, 63), "image_size": (8, 1024),
+    "jitter_deg": (0.0, 90.0), "jitter_m": (0.0, 1.0), "near": (1e-4, 10.0), "far": (0.01, 1e4), "pour_distance": (0.0, 10.0),
+    "has_liquid_fraction": (0.0, 1.0), "success_fraction": (0.0, 1.0), "spill_penalty": (0.0, 1e6), "shaping_weight": (0.0, 1e6),
+}
+CAMERA_RANGES = {"yaw": (-720.0, 720.0), "pitch": (-89.9, 89.9), "distance": (0.01, 100.0), "fov": (1.0, 179.0),
+                 "target": (-100.0, 100.0), "target_noise": (0.0, 10.0)}
+
+
+def check_ranges(obj, ranges: dict[str, tuple[float, float]], prefix: str = "") -> None:
+    """Raise ValueError naming the first field of ``obj`` (a dataclass) outside its ``(low, high)``
+    bounds; tuple fields are checked element by element. NaN is outside every range."""
+    for key, (low, high) in ranges.items():
+        value = getattr(obj, key)
+        for v in value if isinstance(value, (tuple, list)) else (value,):
+            if not low <= v <= high:
+                raise ValueError(f"{prefix}{key} must be between {low:g} and {high:g}, got {value}")
+
+
 def _check(cfg: PourConfig) -> None:
-    if cfg.num_particles < 1:
-        raise ValueError(f"num_particles must be >= 1, got {cfg.num_particles}")
-    if cfg.substeps < 1 or cfg.episode_steps < 1:
-        raise ValueError("substeps and episode_steps must be >= 1")
+    check_ranges(cfg, POUR_RANGES)
+    for name in ("bowl_x_range", "bowl_y_range", "tilt_limits", "x_limits", "y_limits"):
+        low, high = getattr(cfg, name)
+        if not low <= high:
+            raise ValueError(f"{name} must be (low, high) with low <= high, got {list(getattr(cfg, name))}")
+    if list(cfg.angle_bins_deg) != sorted(cfg.angle_bins_deg):
+        raise ValueError(f"angle_bins_deg must increase, got {list(cfg.angle_bins_deg)}")
+    if not cfg.near < cfg.far:
+        raise ValueError(f"near must be below far, got {cfg.near} and {cfg.far}")
     if not cfg.cameras:
         raise ValueError("cameras: the rig needs at least one camera")
+    for k, cam in enumerate(cfg.cameras):
+        check_ranges(cam, CAMERA_RANGES, f"cameras[{k}].")
     if not 0 <= cfg.agent_view < len(cfg.cameras):
         raise ValueError(f"agent_view={cfg.agent_view} but the rig has {len(cfg.cameras)} cameras")
     unknown = set(cfg.action_axes) - {"x", "y", "z", "tilt"}

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import DEMONSTRATORS
 from .pour_env import PourEnv
 
-DEMONSTRATORS = ("human", "robot", "random", "paired")  # paired: recorded by the recorder with run_paired
 MISSES = ("short", "past")
 
 

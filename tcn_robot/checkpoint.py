@@ -1,9 +1,14 @@
 """Checkpoints: model weights, its architecture, the resolved run config, the optimizer and the
 random states; written atomically. ``load_embedder`` rebuilds the network from a checkpoint alone.
+
+A checkpoint holds tensors and plain data only (numbers, strings, lists, dicts; the config as YAML
+text) and is read with ``torch.load(weights_only=True)``: a file that would need to unpickle any
+other object, as a planted payload would, is refused, never run.
 """
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,10 +32,13 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not path.is_file():
         raise UserError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused: it holds Python objects other than tensors and plain data "
+                        "(not a tcn-robot checkpoint; loading it could run code)") from None
     except Exception as e:
-        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "model" not in state or "model_config" not in state:
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if not (isinstance(state, dict) and isinstance(state.get("model"), dict) and isinstance(state.get("model_config"), dict)):
         raise UserError(f"{path}: not a tcn-robot checkpoint (no model weights and architecture)")
     return state
 
@@ -45,7 +53,10 @@ def model_state(model: torch.nn.Module, model_cfg: ModelConfig) -> dict:
 def load_embedder(path: str | Path, device: str | torch.device = "cpu") -> EmbeddingNet:
     """The embedding network of a checkpoint, in eval mode on ``device``."""
     state = load_checkpoint(path)
-    cfg = ModelConfig(**{**state["model_config"], "pretrained": ""})
-    net = EmbeddingNet(cfg)
-    net.load_state_dict(state["model"])
+    try:
+        cfg = ModelConfig(**{**state["model_config"], "pretrained": ""})
+        net = EmbeddingNet(cfg)
+        net.load_state_dict(state["model"])
+    except (TypeError, RuntimeError, UserError) as e:
+        raise UserError(f"{path}: its weights do not fit its architecture ({str(e).splitlines()[0]})") from None
     return net.to(device).eval()

@@ -6,13 +6,23 @@ of any config key, anywhere among the flags (later ones win). Errors a user can 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from . import UserError, __version__
+from . import UserError
 
 # Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
 # once; each stage imports its own modules (torch, pybullet, stable-baselines3) when it runs.
+
+
+def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"replace the {what} already in --out (made by this same command)")
+
+
+def _add_cache_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where decoded frames are cached (default: DATA/.cache, or the user's cache when DATA is read-only)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -21,30 +31,65 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.set_defaults(accepts_overrides=True)
 
 
-def _config(args: argparse.Namespace, flags: dict[str, str] | None = None):
+def _config(args: argparse.Namespace, flags: dict[str, str] | None = None, resumes: Path | None = None):
     """The stage's config: ``--config`` (or the packaged default), then the ``key=value`` overrides that
-    the given flags stand for (``flags``: attribute -> config key), then the trailing overrides."""
+    the given flags stand for (``flags``: attribute -> config key), then the trailing overrides. When
+    the stage continues the run folder ``resumes``, the run's saved config takes the packaged
+    default's place, so that only what the command line sets differs from it."""
     from .config import load_config
 
     given = [f"{key}={getattr(args, attr)}" for attr, key in (flags or {}).items() if getattr(args, attr) is not None]
-    return load_config(args.config, given + list(args.overrides))
+    base = resumes / "config.yaml" if resumes is not None and (resumes / "config.yaml").is_file() else None
+    return load_config(args.config, given + list(args.overrides), base=base)
+
+
+def _precheck(args: argparse.Namespace, kind: str | None = None, data: tuple = (), files: tuple = (), folders: tuple = ()) -> None:
+    """Checks that need no heavy import, so that a mistyped path fails at once, before the stage
+    imports torch or pybullet: ``--out`` may be written by the command ``kind``, each dataset folder
+    has its manifest, each file and folder exists (``files`` and ``folders``: ``(flag, path)`` pairs).
+    The stage checks everything again, in depth."""
+    from . import runs
+    from .data.episodes import read_manifest
+
+    if kind is not None:
+        runs.check_output(args.out, kind, getattr(args, "resume", False), getattr(args, "overwrite", False))
+    for d in data:
+        if not Path(d).is_dir():
+            raise UserError(f"{d}: no such dataset folder")
+        read_manifest(Path(d))
+    for flag, f in files:
+        if not Path(f).is_file():
+            raise UserError(f"{flag} {f}: not found")
+    for flag, d in folders:
+        if not Path(d).is_dir():
+            raise UserError(f"{flag} {d}: no such folder")
+
+
+def _resumed(args: argparse.Namespace) -> Path | None:
+    """The run folder ``--out`` when this command continues it (``--resume``, or a pipeline run again)."""
+    if getattr(args, "overwrite", False):
+        return None
+    return args.out if getattr(args, "resume", False) or args.stage == "pipeline" else None
 
 
 def _pipeline(args: argparse.Namespace) -> None:
-    cfg = _config(args)
+    cfg = _config(args, resumes=_resumed(args))
+    _precheck(args, "pipeline")
     from .pipeline import run_pipeline
 
-    run_pipeline(cfg, args.out)
+    run_pipeline(cfg, args.out, overwrite=args.overwrite)
 
 
 def _record(args: argparse.Namespace) -> None:
     cfg = _config(args, {"episodes": "record.episodes", "views": "record.views", "image_size": "record.image_size",
                          "seed": "record.seed", "demonstrator": "record.demonstrators", "workers": "record.workers"})
+    _precheck(args, "record")
     from .config import save_config
     from .data.record import record_dataset
 
     r = cfg.record
-    s = record_dataset(cfg.env, args.out, r.episodes, r.views, r.image_size, r.seed, r.demonstrators, args.shard, r.workers)
+    s = record_dataset(cfg.env, args.out, r.episodes, r.views, r.image_size, r.seed, r.demonstrators, args.shard, r.workers,
+                       overwrite=args.overwrite)
     save_config(cfg, args.out)
     rates = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["success_rate"].items()))
     print(f"record: {s['episodes']} episodes in {args.out} ({s['recorded_now']} now, {s['frames_recorded_now']} frames, "
@@ -53,9 +98,10 @@ def _record(args: argparse.Namespace) -> None:
 
 
 def _import_videos(args: argparse.Namespace) -> None:
+    _precheck(args, "import-videos", folders=(("SRC", args.src),))
     from .data.importer import import_videos
 
-    s = import_videos(args.src, args.out, args.image_size, args.trim, args.strict)
+    s = import_videos(args.src, args.out, args.image_size, args.trim, args.strict, overwrite=args.overwrite)
     print(f"import-videos: {s['imported']} sequences imported into {args.out}, {s['already_present']} already there, "
           f"{s['skipped_bad']} skipped as bad")
 
@@ -67,14 +113,15 @@ def _inspect(args: argparse.Namespace) -> int:
 
     s = inspect_dataset(args.dataset, decode=args.decode)
     print(json.dumps(s, indent=2) if args.json else format_summary(s))
-    return 1 if args.strict and s["bad_episodes"] else 0
+    return 1 if args.strict and (s["bad_episodes"] or s["problems"]) else 0
 
 
 def _train_tcn(args: argparse.Namespace) -> None:
-    cfg = _config(args, {"mode": "tcn.mode", "loss": "tcn.loss", "steps": "train.steps", "device": "train.device"})
+    cfg = _config(args, {"mode": "tcn.mode", "loss": "tcn.loss", "steps": "train.steps", "device": "train.device"}, _resumed(args))
+    _precheck(args, "train-tcn", data=(args.data,))
     from .train.tcn import train_tcn
 
-    m = train_tcn(cfg, args.data, args.out, resume=args.resume)
+    m = train_tcn(cfg, args.data, args.out, resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache_dir)
     val = f", validation alignment error {m['val']['alignment_error']:.3f} (best {m['best_val']:.3f})" if m.get("val") else ""
     print(f"train-tcn: {m['steps']} steps, loss {m['train_loss_first']:.4f} -> {m['train_loss_final']:.4f}{val}, "
           f"{m['frames_per_second']:.0f} frames/s on {m['device']}; wrote {args.out}")
@@ -83,9 +130,13 @@ def _train_tcn(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     args.overrides = (["evaluate.demo=" + str(args.demo)] if args.demo else []) + list(args.overrides)
     cfg = _config(args)
+    from .runs import checkpoint_spec
+
+    _precheck(args, "evaluate", data=(args.data,), files=tuple(("--checkpoint", checkpoint_spec(c)[1]) for c in args.checkpoint),
+              folders=(("--demo", args.demo),) if args.demo else ())
     from .evaluate.run import evaluate
 
-    results = evaluate(cfg, args.data, args.out, args.checkpoint, args.baseline)
+    results = evaluate(cfg, args.data, args.out, args.checkpoint, args.baseline, overwrite=args.overwrite, cache_dir=args.cache_dir)
     for name, m in results.items():
         print(f"evaluate: {name}: alignment error {m.get('alignment_error', float('nan')):.3f}, classification error "
               f"{m.get('classification_error_same_view', float('nan')):.3f} (same view)")
@@ -93,19 +144,24 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _embed(args: argparse.Namespace) -> None:
+    _precheck(args, data=(args.data,), files=(("--checkpoint", args.checkpoint),))
     from .train.embed import embed_dataset
 
-    n = embed_dataset(args.checkpoint, args.data, args.out, device=args.device)
+    n = embed_dataset(args.checkpoint, args.data, args.out, device=args.device, overwrite=args.overwrite, cache_dir=args.cache_dir)
     print(f"embed: {n} episodes -> {args.out}")
 
 
 def _train_rl(args: argparse.Namespace) -> None:
     cfg = _config(args, {"algo": "rl.algo", "reward": "rl.reward", "steps": "rl.steps", "n_envs": "rl.n_envs", "seed": "rl.seed",
                          "encoder": "rl.encoder", "observe_encoder": "rl.observe_encoder", "demo": "rl.demo",
-                         "demo_view": "rl.demo_view"})
+                         "demo_view": "rl.demo_view"}, _resumed(args))
+    learned = cfg.rl.reward != "env"
+    encoders = (("--encoder", cfg.rl.encoder), ("--observe-encoder", cfg.rl.observe_encoder))
+    _precheck(args, "train-rl", files=tuple((k, f) for k, f in encoders if learned and f and f not in ("random", "pixels")),
+              folders=(("--demo", cfg.rl.demo),) if learned and cfg.rl.demo else ())
     from .rl import train_rl
 
-    metrics = train_rl(cfg, args.out, resume=args.resume)
+    metrics = train_rl(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     final = metrics["final_eval"]
     print(
         f"train-rl: {metrics['steps']} steps, fraction in bowl {final['fraction_in_bowl_mean']:.3f} "
@@ -114,9 +170,10 @@ def _train_rl(args: argparse.Namespace) -> None:
 
 
 def _replay(args: argparse.Namespace) -> None:
+    _precheck(args, "replay", folders=(("--run", args.run),))
     from .replay import replay
 
-    m = replay(args.run, args.episodes, args.out, policy=args.policy)
+    m = replay(args.run, args.episodes, args.out, policy=args.policy, overwrite=args.overwrite)
     print(f"replay: {len(m['episodes'])} episodes of the {args.policy} policy, fraction in bowl {m['fraction_in_bowl_mean']:.3f} "
           f"(std {m['fraction_in_bowl_std']:.3f}), success rate {m['success_rate']:.2f}; wrote {args.out}")
 
@@ -127,12 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time-Contrastive Networks for robot imitation: record multi-view pouring demos, "
         "train the embedding, train a policy against the learned reward.",
     )
+    from . import __version__
+
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     p = sub.add_parser("pipeline", help="run every stage end to end on one config",
                        description="Run every stage end to end: record -> train-tcn -> evaluate -> train-rl -> replay. "
                        "Re-running the same command resumes.")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder (run again to resume)")
+    _add_overwrite(p, "pipeline run")
     _add_common(p)
     p.set_defaults(func=_pipeline)
 
@@ -146,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demonstrator", metavar="MIX", help="record.demonstrators, e.g. human=0.5,robot=0.25,random=0.25")
     p.add_argument("--workers", type=int, help="record.workers: parallel processes")
     p.add_argument("--shard", default="0/1", metavar="i/N", help="record only the i-th of N disjoint parts")
+    _add_overwrite(p, "recording")
     _add_common(p)
     p.set_defaults(func=_record)
 
@@ -156,12 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="centre-crop to a square and resize to this size")
     p.add_argument("--trim", action="store_true", help="cut the views of a sequence to the shortest")
     p.add_argument("--strict", action="store_true", help="fail on the first bad sequence instead of skipping it")
+    _add_overwrite(p, "imported dataset")
     p.set_defaults(func=_import_videos, overrides=[])
 
     p = sub.add_parser("inspect", help="summarize a dataset and list bad episodes",
                        description="Summarize a dataset: episodes, views, frames, demonstrators, success, bad episodes and why.")
     p.add_argument("dataset", type=Path)
-    p.add_argument("--strict", action="store_true", help="exit 1 when any episode is bad")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any episode is bad or the dataset cannot train (mixed image sizes, single views)")
     p.add_argument("--decode", action="store_true", help="also decode every frame (slow; finds damage the headers hide)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=_inspect, overrides=[])
@@ -174,7 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", choices=["triplet", "npairs", "infonce", "lifted"], help="tcn.loss")
     p.add_argument("--steps", type=int, help="train.steps")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="train.device")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoints/last.pt, with its saved config (only train.steps and intervals may change)")
+    _add_overwrite(p, "run")
+    _add_cache_dir(p)
     _add_common(p)
     p.set_defaults(func=_train_tcn)
 
@@ -186,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True, help="held-out dataset folder")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--demo", type=Path, default=None, help="human-proxy demo episode for the reward reading (evaluate.demo)")
+    _add_overwrite(p, "evaluation")
+    _add_cache_dir(p)
     _add_common(p)
     p.set_defaults(func=_evaluate)
 
@@ -195,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True, help="output .npz file")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    _add_overwrite(p, ".npz file")
+    _add_cache_dir(p)
     p.set_defaults(func=_embed, overrides=[])
 
     p = sub.add_parser("train-rl", help="train a policy (stable-baselines3) on the pouring task",
@@ -212,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=None, help="rl.steps: environment steps in all")
     p.add_argument("--n-envs", type=int, default=None, help="rl.n_envs: parallel environments (subprocesses)")
     p.add_argument("--seed", type=int, default=None, help="rl.seed")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint, with its saved config (only rl.steps and evaluation settings may change)")
+    _add_overwrite(p, "run")
     _add_common(p)
     p.set_defaults(func=_train_rl)
 
@@ -223,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--policy", choices=["trained", "random"], default="trained")
+    _add_overwrite(p, "replay")
     p.set_defaults(func=_replay, overrides=[])
     return parser
 
@@ -239,9 +311,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one stage; a problem the user can fix prints one line and returns 2, Ctrl-C one line and 130."""
+    """Run one stage. A problem the user can fix (bad input, an unwritable folder) prints one line and
+    returns 2; Ctrl-C or SIGTERM prints one line and returns 130 (long stages checkpoint first)."""
     stage = "tcn-robot"
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         args = parse(argv)
         stage = f"tcn-robot {args.stage}"
@@ -249,9 +327,15 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"{stage}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the file system refused (disk full, read-only, permission)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"{stage}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{stage}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import math
+
 from . import UserError
-from .envs.config import PourConfig, _check
+from .envs.config import DEMONSTRATORS, PourConfig, _check, check_ranges
 from .io import atomic_write_text
 
 DEFAULT_CONFIG = "quickstart.yaml"
@@ -58,7 +60,8 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
     compile: bool = False
-    checkpoint_every: int = 250
+    checkpoint_every: int = 250  # steps between checkpoints (and on Ctrl-C / SIGTERM)
+    checkpoint_minutes: float = 10.0  # also checkpoint when this long has passed since the last one (0: off)
     val_every: int = 250
     log_every: int = 10
     seed: int = 0
@@ -143,6 +146,7 @@ class PPOParams:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     ent_coef: float = 0.0
+    clip_range: float = 0.2
     log_std_init: float = 0.0  # initial log std of the Gaussian policy (0: std 1 over actions in [-1, 1])
     # generalized state-dependent exploration (Raffin et al. 2022): noise a function of the policy's
     # features, redrawn every sde_sample_freq steps (-1: once per rollout); pair with log_std_init=-2
@@ -208,36 +212,161 @@ def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:
     return Path(str(resources.files("tcn_robot.configs") / name))
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The packaged default (or ``path``) merged onto the schema, then ``key=value`` ``overrides``.
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: str | Path | None = None) -> Config:
+    """The schema, then ``base`` (a run's saved config, when resuming it), then the YAML file ``path``
+    (default: the packaged quickstart, unless ``base`` is given), then ``key=value`` ``overrides``;
+    every value is checked against its type and range.
 
     Raises ``UserError`` naming the file or override and the problem.
     """
-    path = Path(path) if path is not None else packaged_config_path()
-    if not path.is_file():
-        raise UserError(f"{path}: config file not found")
+    files = [Path(base)] if base is not None else []
+    if path is not None or base is None:
+        files.append(Path(path) if path is not None else packaged_config_path())
     merged = OmegaConf.structured(Config)
-    try:
-        merged = OmegaConf.merge(merged, OmegaConf.load(path))
-    except OmegaConfBaseException as e:
-        raise UserError(f"{path}: {_explain(e)}") from None
-    except Exception as e:  # YAML syntax errors come from the yaml parser
-        raise UserError(f"{path}: not valid YAML ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"{f}: config file not found")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.load(f))
+        except OmegaConfBaseException as e:
+            raise UserError(f"{f}: {_explain(e)}") from None
+        except Exception as e:  # YAML syntax errors come from the yaml parser
+            raise UserError(f"{f}: not valid YAML ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} is not of the form key=value")
-        try:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
-        except OmegaConfBaseException as e:
-            raise UserError(f"override {item!r}: {_explain(e)}") from None
+    try:  # all at once (fast); one by one only to name the override that fails
+        merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
+    except (OmegaConfBaseException, TypeError, ValueError):
+        for item in overrides:
+            try:
+                merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item]))
+            except OmegaConfBaseException as e:
+                raise UserError(f"override {item!r}: {_explain(e)}") from None
+            except (TypeError, ValueError) as e:  # e.g. a list index given to a list of structured values
+                raise UserError(f"override {item!r}: {e}") from None
     cfg: Config = OmegaConf.to_object(merged)
+    try:
+        validate(cfg)
+    except ValueError as e:
+        key = str(e).split()[0].rstrip(":")
+        given = [o for o in overrides if o.split("=", 1)[0].strip() == key]
+        where = f"override {given[-1]!r}" if given else str(files[-1])
+        raise UserError(f"{where}: {e}") from None
+    return cfg
+
+
+SEED = (0, 2**31 - 1)
+COUNT = (1, 10**9)
+CHOICES = {
+    "model.encoder": ("small", "resnet18"), "train.device": ("auto", "cpu", "cuda", "mps"),
+    "tcn.mode": ("multiview", "singleview"), "tcn.loss": ("triplet", "npairs", "infonce", "lifted"),
+    "tcn.negatives": ("sequence", "batch"), "tcn.mining": ("semihard", "hard", "all"),
+    "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal"),
+}
+RANGES = {
+    "pipeline": {"seed": SEED, "video_size": (8, 1024), "heldout_episodes": (1, 10**6), "heldout_seed": SEED, "replay_episodes": (1, 10**4)},
+    "record": {"episodes": (1, 10**7), "views": (1, 16), "image_size": (16, 1024), "seed": SEED, "workers": (1, 256)},
+    "model": {"image_size": (8, 1024), "width": (1, 1024), "head_channels": (1, 4096), "hidden": (1, 65536), "embedding_dim": (1, 4096)},
+    "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
+                "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0)},
+    "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
+              "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED},
+    "tcn": {"sequences_per_batch": (1, 4096), "frames_per_sequence": (2, 4096), "margin": (0.0, 10.0), "reg_lambda": (0.0, 10.0),
+            "temperature": (1e-4, 100.0), "exclusion_radius": (-1, 10**6), "lifted_margin": (0.0, 100.0), "pos_radius": (1, 10**6),
+            "neg_radius": (2, 10**6), "val_episodes": (0, 10**6)},
+    "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},
+    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6)},
+    "rl": {"demo_view": (0, 63), "steps": COUNT, "n_envs": (1, 256), "seed": SEED, "eval_every": COUNT, "eval_episodes": (1, 10**6)},
+    "rl.ppo": {"n_steps": (2, 10**7), "batch_size": (2, 10**7), "n_epochs": (1, 10**4), "learning_rate": (1e-12, 1.0),
+               "gamma": (0.0, 1.0), "gae_lambda": (0.0, 1.0), "ent_coef": (0.0, 1e3), "clip_range": (1e-6, 10.0),
+               "log_std_init": (-20.0, 5.0), "sde_sample_freq": (-1, 10**7), "net_arch": (1, 10**5)},
+    "rl.sac": {"learning_rate": (1e-12, 1.0), "buffer_size": COUNT, "batch_size": (1, 10**7), "learning_starts": (0, 10**9),
+               "gamma": (0.0, 1.0), "train_freq": (1, 10**6), "gradient_steps": (-1, 10**6), "net_arch": (1, 10**5)},
+}
+
+
+def validate(cfg: Config) -> None:
+    """Raise ValueError naming the first key whose value is outside its choices or range."""
     try:
         _check(cfg.env)
     except ValueError as e:
-        raise UserError(f"{path}{' with overrides' if overrides else ''}: env: {e}") from None
-    if cfg.reward.window < 0:
-        raise UserError(f"{path}{' with overrides' if overrides else ''}: reward.window must be >= 0, got {cfg.reward.window}")
-    return cfg
+        raise ValueError(f"env.{e}") from None
+    for section, ranges in RANGES.items():
+        obj = cfg
+        for part in section.split("."):
+            obj = getattr(obj, part)
+        check_ranges(obj, ranges, f"{section}.")
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if value not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    for name in ("crop_scale", "crop_ratio"):
+        low, high = getattr(cfg.augment, name)
+        if not low <= high:
+            raise ValueError(f"augment.{name} must be (low, high) with low <= high, got {[low, high]}")
+    if cfg.tcn.mode == "singleview" and not cfg.tcn.pos_radius < cfg.tcn.neg_radius:
+        raise ValueError(f"tcn.pos_radius ({cfg.tcn.pos_radius}) must be below tcn.neg_radius ({cfg.tcn.neg_radius})")
+    if not cfg.rl.ppo.net_arch or not cfg.rl.sac.net_arch:
+        raise ValueError("rl.ppo.net_arch and rl.sac.net_arch need at least one layer")
+    parse_mix(cfg.record.demonstrators)
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions of the demonstrators; raises
+    ValueError naming ``record.demonstrators`` and the problem."""
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in DEMONSTRATORS:
+            raise ValueError(f"record.demonstrators: unknown demonstrator {name!r} (choose from {', '.join(DEMONSTRATORS)})")
+        try:
+            mix[name] = float(value) if value else 1.0
+        except ValueError:
+            raise ValueError(f"record.demonstrators: {part!r} is not NAME=PROPORTION") from None
+        if not (math.isfinite(mix[name]) and mix[name] >= 0):
+            raise ValueError(f"record.demonstrators: the proportion of {name} must be a number >= 0, got {value}")
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"record.demonstrators: {text!r} gives no demonstrator a positive proportion")
+    total = sum(mix.values())
+    return {k: v / total for k, v in mix.items() if v > 0}
+
+
+# What a resumed run may change; every other key is the run's own (its model, data, objective, method).
+_TRAINING = ("train.steps", "train.checkpoint_every", "train.checkpoint_minutes", "train.val_every", "train.log_every", "train.device")
+RESUME_MAY_CHANGE = {
+    "train-tcn": _TRAINING, "pretrain": _TRAINING,
+    "train-rl": ("rl.steps", "rl.eval_every", "rl.eval_episodes", "train.device"),
+    "pipeline": (*_TRAINING, "rl.steps", "rl.eval_every", "rl.eval_episodes", "pipeline.replay_episodes"),
+}
+
+
+def flatten(cfg: Config) -> dict:
+    """Every key of ``cfg`` as ``{"section.key": value}`` (lists and tuples as lists)."""
+    def walk(node, prefix):
+        for k, v in node.items():
+            if isinstance(v, dict):
+                yield from walk(v, f"{prefix}{k}.")
+            else:
+                yield f"{prefix}{k}", v
+    return dict(walk(OmegaConf.to_container(OmegaConf.structured(cfg)), ""))
+
+
+def resume_changes(run: str | Path, cfg: Config, kind: str) -> dict[str, list]:
+    """The keys whose values ``cfg`` changes from the config saved in the run folder ``run``, as
+    ``{key: [saved, new]}``; raises ``UserError`` naming the keys that may not change mid-run."""
+    saved = flatten(load_config(None, (), base=Path(run) / "config.yaml"))
+    new = flatten(cfg)
+    changed = {k: [saved.get(k), v] for k, v in new.items() if saved.get(k) != v}
+    fixed = [k for k in changed if k not in RESUME_MAY_CHANGE[kind]]
+    if fixed:
+        listed = ", ".join(f"{k} ({changed[k][0]} -> {changed[k][1]})" for k in fixed[:4]) + (" ..." if len(fixed) > 4 else "")
+        raise UserError(f"{run}: resuming cannot change {listed}: the run was made with its saved config.yaml; "
+                        f"only {', '.join(RESUME_MAY_CHANGE[kind])} may change. Start a new run with another --out")
+    return changed
 
 
 def _explain(e: OmegaConfBaseException) -> str:

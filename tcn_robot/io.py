@@ -66,13 +66,3 @@ def _jsonable(x: Any) -> Any:
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` (numpy values allowed) as indented JSON, atomically."""
     atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
-
-
-def check_resume(run: Path, checkpoint: Path, resume: bool) -> None:
-    """A run folder holds one run: refuse to overwrite it unless resuming; resuming needs ``checkpoint``."""
-    from . import UserError
-
-    if checkpoint.exists() and not resume:
-        raise UserError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
-    if resume and not checkpoint.exists():
-        raise UserError(f"--resume: no checkpoint at {checkpoint}")

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from dataclasses import replace
 
-from .config import Config, save_config
+from . import runs
+from .config import Config, resume_changes, save_config
 from .data.record import record_dataset
 from .envs import ATTRIBUTES, PourEnv, run_demonstrator
 from .evaluate.run import evaluate
@@ -31,10 +32,17 @@ from .train.tcn import train_tcn
 from .video import VideoWriter
 
 
-def run_pipeline(cfg: Config, out: str | Path) -> dict:
-    """Run the chain into ``out``; returns the metrics written to ``out/metrics.json``."""
+def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
+    """Run the chain into ``out``; returns the metrics written to ``out/metrics.json``. Running it
+    again on the same folder resumes (with the same config; only budgets may grow), ``overwrite``
+    starts afresh."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    mode = runs.check_output(out, "pipeline", overwrite=overwrite)
+    if mode == "resume" and (out / runs.CONFIG).is_file():
+        changes = resume_changes(out, cfg, "pipeline")
+        if changes:
+            runs.record_resume(out, 0, changes)
+    runs.claim_output(out, "pipeline", mode)
     save_config(cfg, out)
     started = time.perf_counter()
     metrics: dict = {}
@@ -54,35 +62,37 @@ def run_pipeline(cfg: Config, out: str | Path) -> dict:
 
     stage("train the TCN")
     metrics["train_tcn"] = _resumable(out / "tcn", cfg.train.steps, "last.pt",
-                                      lambda resume: train_tcn(cfg, out / "data", out / "tcn", resume=resume))
-    encoder = out / "tcn" / "checkpoints" / "best.pt"
+                                      lambda resume: train_tcn(cfg, out / "data", out / "tcn", resume=resume, overwrite=not resume))
+    encoder = runs.checkpoint(out / "tcn", "best.pt")
 
     stage("evaluate the TCN and the baselines")
-    results = evaluate(cfg, out / "data_heldout", out / "evaluate", [f"TCN={encoder}"], ["random", "pixels"])
+    results = evaluate(cfg, out / "data_heldout", out / "evaluate", [f"TCN={encoder}"], ["random", "pixels"], overwrite=True)
     metrics["evaluate"] = {k: {m: v[m] for m in ("alignment_error", "classification_error_same_view", "reward_same_view") if m in v}
                            for k, v in results.items()}
 
     stage("train a policy on the TCN reward")
-    demo = out / "data_heldout" / json.loads((out / "evaluate" / "metrics.json").read_text())["demo"]
+    demo = out / "data_heldout" / json.loads((out / "evaluate" / runs.METRICS).read_text())["demo"]
     rl_cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", encoder=str(encoder), demo=str(demo)))
-    metrics["train_rl"] = _resumable(out / "rl", cfg.rl.steps, "last.zip", lambda resume: train_rl(rl_cfg, out / "rl", resume=resume))
+    metrics["train_rl"] = _resumable(out / "rl", cfg.rl.steps, "last.zip",
+                                     lambda resume: train_rl(rl_cfg, out / "rl", resume=resume, overwrite=not resume))
 
     stage("replay the policy")
-    metrics["replay"] = replay(out / "rl", p.replay_episodes, out / "replay")
+    metrics["replay"] = replay(out / "rl", p.replay_episodes, out / "replay", overwrite=True)
 
     metrics["wall_seconds"] = time.perf_counter() - started
-    write_json(out / "metrics.json", metrics)
-    atomic_write_text(out / "report.md", pipeline_report(metrics, out))
-    print(f"pipeline: done in {metrics['wall_seconds']:.0f} s; wrote {out / 'report.md'}")
+    write_json(out / runs.METRICS, metrics)
+    atomic_write_text(out / runs.REPORT, pipeline_report(metrics, out))
+    print(f"pipeline: done in {metrics['wall_seconds']:.0f} s; wrote {out / runs.REPORT}")
     return metrics
 
 
 def _resumable(run: Path, steps: int, checkpoint: str, train) -> dict:
-    """A training stage: kept when finished with ``steps``, resumed when interrupted."""
-    done = run / "metrics.json"
+    """A training stage: kept when finished with ``steps``, resumed when interrupted after its first
+    checkpoint, started afresh otherwise."""
+    done = run / runs.METRICS
     if done.exists() and json.loads(done.read_text()).get("steps") == steps:
         return json.loads(done.read_text())
-    return train((run / "checkpoints" / checkpoint).exists())
+    return train(runs.checkpoint(run, checkpoint).exists())
 
 
 def pipeline_report(m: dict, out: Path) -> str:

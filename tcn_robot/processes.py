@@ -24,3 +24,29 @@ def parent_alive() -> bool:
     """False once the process that started this one has exited (always True in the main process)."""
     parent = multiprocessing.parent_process()
     return parent is None or parent.is_alive()
+
+
+class StopRequest:
+    """Within the block, Ctrl-C (SIGINT) and SIGTERM set ``requested`` instead of interrupting, so that
+    a training loop stops between two steps: it checks ``requested``, saves a checkpoint and raises
+    ``KeyboardInterrupt``; a second signal interrupts at once. Outside the main thread, a no-op."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._saved: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "StopRequest":
+        try:
+            self._saved = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread
+            self._saved = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._saved.items():
+            signal.signal(s, handler)

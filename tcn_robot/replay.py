@@ -15,14 +15,16 @@ import cv2
 import numpy as np
 from omegaconf import OmegaConf
 
-from . import UserError
+from . import UserError, runs
 from .config import Config, load_config
 from .data.episodes import load_episode
+from .device import pick_device
 from .evaluate import plots
+from .evaluate.encoders import BASELINES
 from .io import write_json
+from .policy_io import load_policy
 from .reward import demo_index
 from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts
-from .device import pick_device
 from .video import VideoWriter
 
 STRIP_FRAMES = 6  # columns of the frame strip of each episode
@@ -40,24 +42,37 @@ def _demo_frame(demo: np.ndarray, t: int, steps: int, size: int) -> np.ndarray:
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if frame.shape[0] != size else frame
 
 
-def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "trained", seed: int = EVAL_SEED) -> dict:
-    """Replay ``episodes`` episodes of the run's best policy (or ``policy="random"``) into ``out``."""
+def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "trained", seed: int = EVAL_SEED,
+           overwrite: bool = False) -> dict:
+    """Replay ``episodes`` episodes of the run's best policy (or ``policy="random"``) into ``out``
+    (new, or an earlier replay with ``overwrite``); the run folder may have moved, as long as the
+    encoder and demo its config names (absolute paths) are where they were."""
     run, out = Path(run), Path(out)
-    if not (run / "config.yaml").is_file():
-        raise UserError(f"{run}: not a train-rl run folder (no config.yaml)")
-    cfg: Config = load_config(run / "config.yaml")
-    ckpt = run / "checkpoints" / "best.zip"
+    if episodes < 1:
+        raise UserError(f"--episodes must be >= 1, got {episodes}")
+    if not (run / runs.CONFIG).is_file() or runs.output_kind(run) not in ("train-rl", None):
+        raise UserError(f"{run}: not a train-rl run folder")
+    mode = runs.check_output(out, "replay", overwrite=overwrite)
+    cfg: Config = load_config(None, (), base=run / runs.CONFIG)
+    for key, path in (("rl.encoder", cfg.rl.encoder), ("rl.observe_encoder", cfg.rl.observe_encoder), ("rl.demo", cfg.rl.demo)):
+        if path and path not in BASELINES and not Path(path).exists():
+            raise UserError(f"{run / runs.CONFIG}: {key} names {path}, which is missing (moved or deleted?)")
+    ckpt = runs.checkpoint(run, "best.zip")
     if policy == "trained" and not ckpt.exists():
         raise UserError(f"{ckpt}: missing (train the run first, or pass --policy random)")
     device = pick_device(cfg.train.device)
     encoder, demo_emb = learned_reward_parts(cfg, device)
     cfg = replace(cfg, env=replace(cfg.env, views_in_info=True))  # each step's frames, before the VecEnv's auto-reset
     venv = make_vec_env(cfg, 1, encoder, demo_emb, observation_parts(cfg, device, (encoder, demo_emb)))
+    try:
+        model = load_policy(ckpt, ALGOS[cfg.rl.algo], venv, cfg.rl.ppo.clip_range, cfg.rl.sac.train_freq) if policy == "trained" else None
+    except BaseException:
+        venv.close()
+        raise
     env = venv.unwrapped.envs[0].unwrapped  # the PourEnv under the reward wrapper and Monitor
-    model = ALGOS[cfg.rl.algo].load(ckpt, device="cpu") if policy == "trained" else None
     demo_frames = load_episode(cfg.rl.demo).read_view(cfg.rl.demo_view) if cfg.rl.demo else None
+    runs.claim_output(out, "replay", mode, inputs={"run": str(run.resolve())})
     rng = np.random.default_rng(seed)
-    out.mkdir(parents=True, exist_ok=True)
     steps, size, fps = cfg.env.episode_steps, cfg.env.image_size, env.metadata["render_fps"]
     results = []
     try:
@@ -102,5 +117,5 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
     metrics = {"run": str(run), "policy": policy, "episodes": results, "fraction_in_bowl_mean": float(np.mean(fr)),
                "fraction_in_bowl_std": float(np.std(fr)), "success_rate": float(np.mean([r["is_success"] for r in results])),
                "reward": cfg.rl.reward, "config": OmegaConf.to_container(OmegaConf.structured(cfg.rl))}
-    write_json(out / "metrics.json", metrics)
+    write_json(out / runs.METRICS, metrics)
     return metrics

@@ -6,8 +6,9 @@ ground-truth fraction poured and success rate, TensorBoard curves, best and last
 ``--resume``, and ``metrics.json`` with the final evaluation.
 
 Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``
-(with ``last.vecnormalize.pkl`` and, for SAC, ``last.replay.pkl`` for ``--resume``),
-``tb/`` (TensorBoard), ``eval.json`` (the evaluation history), ``eval_curve.png``, ``metrics.json``.
+(with ``last.vecnormalize.json`` and, for SAC, ``last.replay.npz`` for ``--resume``; nothing in it is
+unpickled, see ``policy_io.py``), ``tb/`` (TensorBoard), ``eval.json`` (the evaluation history),
+``eval_curve.png``, ``metrics.json``.
 """
 from __future__ import annotations
 
@@ -28,15 +29,16 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 from tqdm import tqdm
 
-from . import UserError
-from .config import Config, save_config
+from . import UserError, runs
+from .config import Config, resume_changes, save_config
 from .data.episodes import EpisodeError, load_episode
+from .device import pick_device
 from .envs import PourEnv
 from .evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
-from .io import check_resume, write_json
-from .processes import leave_interrupts_to_parent
+from .io import write_json
+from .policy_io import load_policy, restore_replay_buffer, restore_reward_stats, save_policy
+from .processes import StopRequest, leave_interrupts_to_parent
 from .reward import KINDS, LearnedRewardVecEnv
-from .device import pick_device
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC}
 EVAL_SEED = 1_000_000  # evaluation episodes use seeds EVAL_SEED + i, never drawn in training
@@ -136,35 +138,20 @@ def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, seed: int = EVAL
     }
 
 
-def _save_atomic(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -> None:
-    """The model to ``path`` and, when it trains on normalized rewards, the running return
-    statistics beside it (``path`` with suffix ``.vecnormalize.pkl``); with ``replay_buffer`` an
-    off-policy model's buffer too (suffix ``.replay.pkl``, for ``--resume``); each written atomically."""
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
-    if replay_buffer and isinstance(model, OffPolicyAlgorithm):
-        tmp = path.with_name(f".{path.stem}.tmp.replay.pkl")
-        model.save_replay_buffer(tmp)
-        os.replace(tmp, path.with_suffix(".replay.pkl"))
-    venv = model.get_env()
-    if isinstance(venv, VecNormalize):
-        tmp = path.with_name(f".{path.stem}.tmp.pkl")
-        venv.save(tmp)
-        os.replace(tmp, path.with_suffix(".vecnormalize.pkl"))
-
-
 class EvalAndCheckpoint(BaseCallback):
     """Every ``every`` environment steps: evaluate, log to TensorBoard, keep best and last
-    checkpoints and the evaluation history; also drives the progress bar."""
+    checkpoints and the evaluation history; also checkpoints ``last`` every ``minutes`` of wall time,
+    stops training between two steps when ``stop`` is requested (Ctrl-C, SIGTERM), and drives the
+    progress bar."""
 
-    def __init__(self, run: Path, env: VecEnv, every: int, episodes: int, total: int, history: list) -> None:
+    def __init__(self, run: Path, env: VecEnv, every: int, episodes: int, total: int, history: list,
+                 minutes: float, stop: StopRequest) -> None:
         super().__init__()
         self.run, self.env, self.every, self.episodes, self.total = run, env, every, episodes, total
-        self.history = history
+        self.history, self.minutes, self.stop = history, minutes, stop
         self.best = max((h["fraction_in_bowl_mean"] for h in history), default=-np.inf)
         self.next_eval = (history[-1]["steps"] if history else 0) + every
-        self.started = time.perf_counter()
+        self.started = self.saved = time.perf_counter()
         self.offset = history[-1]["wall_seconds"] if history else 0.0  # time spent before a resume
         self.bar = None
 
@@ -176,7 +163,13 @@ class EvalAndCheckpoint(BaseCallback):
         if self.num_timesteps >= self.next_eval:
             self.evaluate()
             self.next_eval += self.every
-        return True
+        elif self.minutes and time.perf_counter() - self.saved > 60 * self.minutes:
+            self.save_last()
+        return not self.stop.requested
+
+    def save_last(self) -> None:
+        save_policy(self.model, runs.checkpoint(self.run, "last.zip"), replay_buffer=True)
+        self.saved = time.perf_counter()
 
     def evaluate(self) -> dict:
         result = evaluate(self.model, self.env, self.episodes)
@@ -186,13 +179,11 @@ class EvalAndCheckpoint(BaseCallback):
         for k in ("fraction_in_bowl_mean", "success_rate", "return_mean"):
             self.logger.record(f"eval/{k}", result[k])
         self.logger.dump(self.num_timesteps)
-        ckpt = self.run / "checkpoints"
-        ckpt.mkdir(exist_ok=True)
-        _save_atomic(self.model, ckpt / "last.zip", replay_buffer=True)
+        self.save_last()
         if result["fraction_in_bowl_mean"] > self.best:
             self.best = result["fraction_in_bowl_mean"]
-            _save_atomic(self.model, ckpt / "best.zip")
-        write_json(self.run / "eval.json", self.history)
+            save_policy(self.model, runs.checkpoint(self.run, "best.zip"))
+        write_json(self.run / runs.EVAL_HISTORY, self.history)
         self.bar.set_postfix(poured=f"{result['fraction_in_bowl_mean']:.2f}", success=f"{result['success_rate']:.2f}")
         return result
 
@@ -223,71 +214,99 @@ class LearnedReturnLogger(BaseCallback):
             self.logger.record("rollout/learned_ep_rew_mean", float(np.mean(self.returns)))
 
 
-def train_rl(cfg: Config, out: str | Path, resume: bool = False) -> dict:
-    """Train ``cfg.rl.algo`` on ``cfg.rl.reward`` into ``out``; returns the final metrics."""
+def absolute_paths(cfg: Config) -> Config:
+    """``cfg`` with the files ``rl`` names (encoders, demo) as absolute paths, so that the run folder
+    replays from any working directory; the baseline names ``random`` and ``pixels`` stay."""
+    def absolute(p: str) -> str:
+        return p if not p or p in BASELINES else str(Path(p).resolve())
     rl = cfg.rl
-    if rl.algo not in ALGOS:
-        raise UserError(f"rl.algo must be one of {sorted(ALGOS)}, got {rl.algo!r}")
+    return replace(cfg, rl=replace(rl, encoder=absolute(rl.encoder), observe_encoder=absolute(rl.observe_encoder), demo=absolute(rl.demo)))
+
+
+def _new_model(cfg: Config, venv: VecEnv, run: Path) -> BaseAlgorithm:
+    rl = cfg.rl
+    kwargs = asdict(rl.ppo) if rl.algo == "ppo" else asdict(rl.sac)
+    policy = {"net_arch": list(kwargs.pop("net_arch"))}
+    if "log_std_init" in kwargs:
+        policy["log_std_init"] = kwargs.pop("log_std_init")
+    return ALGOS[rl.algo]("MlpPolicy", venv, policy_kwargs=policy, seed=rl.seed, device="cpu",
+                          tensorboard_log=str(run / runs.TENSORBOARD), verbose=0, **kwargs)
+
+
+def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train ``cfg.rl.algo`` on ``cfg.rl.reward`` into ``out``; returns the final metrics.
+
+    Every input (config, encoders, demo, the policy being resumed) is read before anything is
+    written; on Ctrl-C or SIGTERM the policy is saved before stopping."""
+    rl = cfg.rl
     run = Path(out)
-    last = run / "checkpoints" / "last.zip"
-    check_resume(run, last, resume)
+    mode = runs.check_output(run, "train-rl", resume, overwrite)
+    cfg = absolute_paths(cfg)
+    changes = resume_changes(run, cfg, "train-rl") if mode == "resume" else {}
+    last = runs.checkpoint(run, "last.zip")
+    if mode == "resume" and not last.is_file():
+        raise UserError(f"--resume: {run} has no checkpoint yet ({last}); start it again with --overwrite")
     device = pick_device(cfg.train.device)
     encoder, demo = learned_reward_parts(cfg, device)
     observe = observation_parts(cfg, device, (encoder, demo))
-    run.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run)
     if rl.n_envs > 1:  # the env subprocesses keep the cores busy: more torch threads here only oversubscribe them
         torch.set_num_threads(1)
     torch.manual_seed(rl.seed)
     venv = make_vec_env(cfg, rl.n_envs, encoder, demo, observe)
-    venv.seed(rl.seed)
-    if rl.normalize_reward:
-        stats = last.with_suffix(".vecnormalize.pkl")
-        if resume and stats.exists():
-            venv = VecNormalize.load(str(stats), venv)
-        else:
-            gamma = rl.ppo.gamma if rl.algo == "ppo" else rl.sac.gamma
-            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=gamma)
-    history = json.loads((run / "eval.json").read_text()) if resume and (run / "eval.json").exists() else []
-    if resume:
-        model = ALGOS[rl.algo].load(last, env=venv, device="cpu", tensorboard_log=str(run / "tb"))
-        if isinstance(model, OffPolicyAlgorithm) and last.with_suffix(".replay.pkl").exists():
-            model.load_replay_buffer(last.with_suffix(".replay.pkl"))
-    else:
-        kwargs = asdict(rl.ppo) if rl.algo == "ppo" else asdict(rl.sac)
-        policy = {"net_arch": list(kwargs.pop("net_arch"))}
-        if "log_std_init" in kwargs:
-            policy["log_std_init"] = kwargs.pop("log_std_init")
-        model = ALGOS[rl.algo](
-            "MlpPolicy", venv, policy_kwargs=policy, seed=rl.seed, device="cpu",
-            tensorboard_log=str(run / "tb"), verbose=0, **kwargs,
-        )
-    eval_env = make_vec_env(cfg, 1, encoder, demo, observe)
-    callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history)
-    callbacks = CallbackList([callback, LearnedReturnLogger()]) if encoder is not None else callback
+    eval_env = None
     try:
-        remaining = rl.steps - model.num_timesteps
-        if remaining > 0:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=not resume, tb_log_name=rl.algo)
-        if not history or history[-1]["steps"] != model.num_timesteps:
+        venv.seed(rl.seed)
+        if rl.normalize_reward:
+            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=rl.ppo.gamma if rl.algo == "ppo" else rl.sac.gamma)
+        history = []
+        if mode == "resume":
+            model = load_policy(last, ALGOS[rl.algo], venv, rl.ppo.clip_range, rl.sac.train_freq)
+            model.tensorboard_log = str(run / runs.TENSORBOARD)
+            if rl.normalize_reward:
+                restore_reward_stats(venv, last)
+            if isinstance(model, OffPolicyAlgorithm):
+                restore_replay_buffer(model, last)
+            if (run / runs.EVAL_HISTORY).is_file():
+                history = json.loads((run / runs.EVAL_HISTORY).read_text())
+        else:
+            model = _new_model(cfg, venv, run)
+        runs.claim_output(run, "train-rl", mode, inputs={"encoder": rl.encoder, "demo": rl.demo})
+        if changes:
+            runs.record_resume(run, model.num_timesteps, changes)
+        save_config(cfg, run)
+        eval_env = make_vec_env(cfg, 1, encoder, demo, observe)
+        with StopRequest() as stop:
+            callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history,
+                                         cfg.train.checkpoint_minutes, stop)
+            callbacks = CallbackList([callback, LearnedReturnLogger()]) if encoder is not None else callback
+            try:
+                remaining = rl.steps - model.num_timesteps
+                if remaining > 0:
+                    model.learn(remaining, callback=callbacks, reset_num_timesteps=mode != "resume", tb_log_name=rl.algo)
+            finally:
+                if callback.bar is not None:
+                    callback.bar.close()
             callback.model = model
-            callback.evaluate()
-        else:  # the last update (and, for SAC, the last transitions) came after the last evaluation's checkpoint
-            _save_atomic(model, last, replay_buffer=True)
+            if stop.requested:
+                callback.save_last()
+                raise KeyboardInterrupt
+            if not history or history[-1]["steps"] != model.num_timesteps:
+                callback.evaluate()
+            else:  # the last update (and, for SAC, the last transitions) came after the last evaluation's checkpoint
+                callback.save_last()
     finally:
-        if callback.bar is not None:
-            callback.bar.close()
         venv.close()
-        eval_env.close()
+        if eval_env is not None:
+            eval_env.close()
     final = history[-1]
     metrics = {
         "algo": rl.algo, "reward": rl.reward, "encoder": rl.encoder or None, "demo": rl.demo or None,
         "demo_view": rl.demo_view, "observe_encoder": (rl.observe_encoder or rl.encoder) if observe else None,
         "steps": final["steps"], "seed": rl.seed, "n_envs": rl.n_envs,
         "final_eval": final, "best_fraction_in_bowl_mean": max(h["fraction_in_bowl_mean"] for h in history),
-        "wall_seconds": final["wall_seconds"],
+        "wall_seconds": final["wall_seconds"], "resumes": runs.resumes(run),
     }
-    write_json(run / "metrics.json", metrics)
+    write_json(run / runs.METRICS, metrics)
     plot_eval_curve(history, run / "eval_curve.png", title=f"{rl.algo.upper()}, reward: {rl.reward}")
     return metrics
 

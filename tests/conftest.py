@@ -31,7 +31,7 @@ def pytest_sessionstart(session):
              if not (installed / name).is_file() or (installed / name).read_bytes() != src.read_bytes()]
     if stale:
         pytest.exit(f"the installed tcn_robot ({installed}) differs from the source tree in {len(stale)} files "
-                    f"({', '.join(sorted(stale)[:4])}{' ...' if len(stale) > 4 else ''}): reinstall with `pip install --no-deps .`",
+                    f"({', '.join(sorted(stale)[:4])}{' ...' if len(stale) > 4 else ''}): reinstall with `pip install --no-deps .` (a file that stays missing is one the wheel leaves out: see pyproject.toml)",
                     returncode=3)
 
 

@@ -59,7 +59,7 @@ def test_pipeline_writes_every_stage_and_resumes(tmp_path):
         ("pipline.seed=1", "unknown key 'pipline'"),
         ("env.num_particles=lots", "env.num_particles"),
         ("seed", "not of the form key=value"),
-        ("reward.window=-1", "reward.window must be >= 0"),
+        ("reward.window=-1", "reward.window must be between 0 and"),
     ],
 )
 def test_bad_overrides_exit_2_with_one_line_naming_the_key(tmp_path, capsys, override, message):

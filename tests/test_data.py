@@ -18,7 +18,8 @@ from tcn_robot.data.cache import FrameCache
 from tcn_robot.data.datasets import Clips, FrameAttributes, MultiViewTCNBatches, SingleViewTCNBatches
 from tcn_robot.data.episodes import Dataset, load_episode
 from tcn_robot.data.importer import import_videos
-from tcn_robot.data.record import env_config, plan_episodes, parse_mix, record_dataset
+from tcn_robot.config import parse_mix
+from tcn_robot.data.record import env_config, plan_episodes, record_dataset
 from tcn_robot.envs import ATTRIBUTES, PourEnv, make_pour_config, run_demonstrator
 from tcn_robot.video import read_video, write_video
 
@@ -135,7 +136,7 @@ def test_demonstrator_mix_keeps_its_proportions_in_every_prefix():
         counts = {d: sum(p.demonstrator == d for p in plans[:n]) for d in mix}
         assert all(abs(counts[d] - mix[d] * n) <= 1.5 for d in mix), counts
     assert plan_episodes(10, mix, 3) == plans[:10]
-    with pytest.raises(UserError, match="unknown demonstrator"):
+    with pytest.raises(ValueError, match="unknown demonstrator"):
         parse_mix("human=1,alien=1")
 
 
@@ -241,7 +242,8 @@ class CodedCache:
             a[..., 1] = np.arange(frames)[:, None, None, None]
             a[..., 2] = np.arange(views)[None, :, None, None]
             self.arrays.append(a)
-        self.episodes = [type("E", (), {"num_views": views})() for _ in range(episodes)]
+        self.episodes = [type("E", (), {"num_views": views, "name": f"ep{e:05d}"})() for e in range(episodes)]
+        self.dataset_root = "coded"
 
     def __len__(self):
         return len(self.arrays)

@@ -83,9 +83,9 @@ def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
 
 def test_refuses_to_overwrite_a_run_and_resume_needs_one(dataset, tmp_path):
     train_tcn(cfg("train.steps=1", "train.val_every=100"), dataset, tmp_path)
-    with pytest.raises(UserError, match="already holds a run"):
+    with pytest.raises(UserError, match="already holds the output of an earlier `tcn-robot train-tcn`"):
         train_tcn(cfg("train.steps=1"), dataset, tmp_path)
-    with pytest.raises(UserError, match="no checkpoint"):
+    with pytest.raises(UserError, match="holds no run to resume"):
         train_tcn(cfg("train.steps=1"), dataset, tmp_path / "empty", resume=True)
 
 
@@ -94,7 +94,8 @@ def test_embed_writes_every_episode_and_view(dataset, tmp_path):
     ckpt = tmp_path / "run/checkpoints/last.pt"
     assert main(["embed", "--checkpoint", str(ckpt), "--data", str(dataset), "--out", str(tmp_path / "e.npz"), "--device", "cpu"]) == 0
     z = np.load(tmp_path / "e.npz")
-    assert sorted(z.files) == [f"ep{i:05d}" for i in range(8)]
+    assert sorted(z.files) == ["_tcn_robot_embed", *[f"ep{i:05d}" for i in range(8)]]
+    assert str(z["_tcn_robot_embed"]) == str(ckpt.resolve())
     assert z["ep00003"].shape == (2, 41, 32)
     net = load_embedder(ckpt)
     frames = FrameCache(Dataset.open(dataset), progress=False).arrays[3]

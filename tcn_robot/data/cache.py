@@ -3,10 +3,13 @@ decodes MP4 in its hot loop.
 
 Each episode becomes ``<cache>/<name>.npy`` of shape (T, V, H, W, 3) next to a signature of its
 source files (size and modification time of every video and of meta.json); a changed source is
-decoded again. The cache folder defaults to ``<dataset>/.cache``.
+decoded again. The cache folder defaults to ``<dataset>/.cache``, or, when the dataset is read-only,
+to ``$XDG_CACHE_HOME/tcn-robot/frames/<hash of the dataset's path>`` (``~/.cache`` by default);
+``--cache-dir`` names another.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import warnings
@@ -25,6 +28,21 @@ def _signature(ep: Episode) -> dict:
     return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
 
 
+def default_cache_dir(dataset_root: Path) -> Path:
+    """``<dataset>/.cache`` if it can be written, else a folder for this dataset in the user's cache."""
+    local = Path(dataset_root) / ".cache"
+    try:
+        local.mkdir(exist_ok=True)
+        probe = local / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return local
+    except OSError:
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        key = hashlib.sha1(str(Path(dataset_root).resolve()).encode()).hexdigest()[:16]
+        return home / "tcn-robot" / "frames" / key
+
+
 class FrameCache:
     """Decoded frames of every valid episode of ``dataset``.
 
@@ -33,8 +51,12 @@ class FrameCache:
     """
 
     def __init__(self, dataset: Dataset, cache_dir: str | Path | None = None, strict: bool = False, progress: bool = True) -> None:
-        self.root = Path(cache_dir) if cache_dir is not None else dataset.root / ".cache"
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.dataset_root = dataset.root
+        self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir(dataset.root)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"{self.root}: cannot write the frame cache there ({e.strerror}); pass --cache-dir") from None
         self.episodes: list[Episode] = []
         self.arrays: list[np.ndarray] = []
         self.bad: list[tuple[Path, str]] = list(dataset.bad)

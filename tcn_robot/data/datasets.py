@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import IterableDataset, get_worker_info
 
+from .. import UserError
 from .cache import FrameCache
 
 
@@ -25,6 +26,13 @@ class _Batches(IterableDataset):
     def __init__(self, cache: FrameCache, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         self.cache, self.seed, self.rank = cache, seed, rank
         self.episodes = _rank_share(len(cache), rank, world_size)
+        sizes = {}
+        for ep, arr in zip(cache.episodes, cache.arrays):
+            sizes.setdefault(arr.shape[2:4], ep.name)
+        if len(sizes) > 1:
+            listed = ", ".join(f"{w}x{h} ({name})" for (h, w), name in sizes.items())
+            raise UserError(f"{cache.dataset_root}: episodes of different image sizes ({listed}); training batches need one size: "
+                            "import the videos again with --image-size")
 
     def _rng(self) -> np.random.Generator:
         info = get_worker_info()
@@ -52,8 +60,10 @@ class MultiViewTCNBatches(_Batches):
 
     def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(cache, seed, rank, world_size)
-        if min(cache.episodes[i].num_views for i in self.episodes) < 2:
-            raise ValueError("multi-view TCN needs at least two views per episode")
+        single = [cache.episodes[i].name for i in self.episodes if cache.episodes[i].num_views < 2]
+        if single:
+            raise UserError(f"{cache.dataset_root}: episode {single[0]} has one view ({len(single)} such); multi-view TCN needs "
+                            "at least two per episode (use tcn.mode=singleview)")
         self.sequences, self.per_sequence = sequences, per_sequence
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -91,10 +101,11 @@ class SingleViewTCNBatches(_Batches):
                  seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(cache, seed, rank, world_size)
         if not 1 <= pos_radius < neg_radius:
-            raise ValueError(f"need 1 <= pos_radius < neg_radius, got {pos_radius}, {neg_radius}")
+            raise UserError(f"need 1 <= tcn.pos_radius < tcn.neg_radius, got {pos_radius}, {neg_radius}")
         short = [i for i in self.episodes if cache.arrays[i].shape[0] <= 2 * neg_radius]
         if short:
-            raise ValueError(f"episodes with {cache.arrays[short[0]].shape[0]} frames are too short for neg_radius={neg_radius}")
+            raise UserError(f"{cache.dataset_root}: episode {cache.episodes[short[0]].name} has {cache.arrays[short[0]].shape[0]} frames, "
+                            f"too few for single-view negatives at least tcn.neg_radius={neg_radius} frames away")
         self.sequences, self.per_sequence = sequences, per_sequence
         self.pos_radius, self.neg_radius = pos_radius, neg_radius
 

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .. import UserError, __version__
-from .episodes import META, EpisodeWriter, write_manifest
+from .. import UserError, __version__, runs
+from .episodes import MANIFEST, META, EpisodeWriter, read_manifest, write_manifest
 
 PATTERN = re.compile(r"^(?P<seq>.+)_view(?P<view>\d+)\.(mp4|mov|avi|mkv)$", re.IGNORECASE)
 
@@ -55,15 +55,25 @@ def find_sequences(src: Path) -> dict[str, dict[int, Path]]:
     return dict(seqs)
 
 
-def import_videos(src: str | Path, out: str | Path, image_size: int | None = None, trim: bool = False, strict: bool = False) -> dict:
-    """Import every sequence in ``src`` into the dataset ``out``; returns a summary."""
+def import_videos(src: str | Path, out: str | Path, image_size: int | None = None, trim: bool = False, strict: bool = False,
+                  overwrite: bool = False) -> dict:
+    """Import every sequence in ``src`` into the dataset ``out`` (new, or an earlier import, which
+    gains the sequences it lacks; ``overwrite`` starts it afresh); returns a summary."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise UserError(f"{src}: no such folder")
+    if image_size is not None and not 16 <= image_size <= 1024:
+        raise UserError(f"--image-size must be between 16 and 1024, got {image_size}")
     seqs = find_sequences(src)
     if not seqs:
         raise UserError(f"{src}: no videos named like {{sequence}}_view{{k}}.mp4 (or .mov, .avi, .mkv)")
-    out.mkdir(parents=True, exist_ok=True)
+    mode = runs.check_output(out, "import-videos", overwrite=overwrite)
+    if mode == "resume" and (out / MANIFEST).is_file():
+        before = read_manifest(out).get("settings", {})
+        if before.get("image_size") != image_size:
+            raise UserError(f"{out / MANIFEST}: imported with --image-size {before.get('image_size')}; adding sequences at "
+                            f"{image_size} would mix image sizes (use the same --image-size, or --overwrite)")
+    runs.claim_output(out, "import-videos", mode, inputs={"src": str(src.resolve())})
     imported, skipped, problems = 0, 0, []
     for seq, views in tqdm(seqs.items(), desc="import", unit="sequence"):
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", seq)

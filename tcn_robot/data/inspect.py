@@ -11,7 +11,9 @@ from .episodes import Dataset
 
 
 def inspect_dataset(root: str | Path, decode: bool = False) -> dict:
-    """Summary of a dataset; ``decode=True`` also decodes every frame of every view."""
+    """Summary of a dataset; ``decode=True`` also decodes every frame of every view. ``bad`` lists
+    broken episodes, ``problems`` what keeps the dataset as a whole from training (mixed image sizes,
+    single-view episodes for multi-view TCN)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = Dataset.open(root)
@@ -32,6 +34,14 @@ def inspect_dataset(root: str | Path, decode: bool = False) -> dict:
         for d in demos if any("is_success" in ep.meta for ep in good if ep.meta.get("demonstrator") == d)
     }
     frames = [ep.num_frames for ep in good]
+    sizes = Counter(tuple(ep.image_size) for ep in good)
+    problems = []
+    if len(sizes) > 1:  # each episode is fine alone; training batches frames of several episodes
+        listed = ", ".join(f"{w}x{h}: {n} episodes" for (h, w), n in sorted(sizes.items()))
+        problems.append(f"episodes have different image sizes ({listed}); training needs one (import with --image-size)")
+    one_view = [ep.name for ep in good if ep.num_views < 2]
+    if one_view:
+        problems.append(f"{len(one_view)} episodes have a single view (e.g. {one_view[0]}); multi-view TCN needs two or more")
     return {
         "dataset": str(Path(root)),
         "episodes": len(good),
@@ -44,6 +54,7 @@ def inspect_dataset(root: str | Path, decode: bool = False) -> dict:
         "demonstrators": dict(demos),
         "success_rate": success,
         "bad": [{"episode": str(p), "problem": why} for p, why in bad],
+        "problems": problems,
     }
 
 
@@ -61,4 +72,6 @@ def format_summary(s: dict) -> str:
         lines.append("success rate     " + ", ".join(f"{k}: {v:.0%}" for k, v in sorted(s["success_rate"].items())))
     for b in s["bad"]:
         lines.append(f"bad              {b['problem']}")
+    for p in s["problems"]:
+        lines.append(f"problem          {p}")
     return "\n".join(lines)

@@ -27,8 +27,9 @@ import numpy as np
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from .. import UserError, __version__
-from ..envs import ATTRIBUTES, DEMONSTRATORS, PourConfig, PourEnv, run_demonstrator, run_paired
+from .. import UserError, __version__, runs
+from ..config import parse_mix
+from ..envs import ATTRIBUTES, PourConfig, PourEnv, run_demonstrator, run_paired
 from ..envs.config import spread_cameras
 from ..processes import leave_interrupts_to_parent, parent_alive
 from .episodes import MANIFEST, META, TMP_MARK, EpisodeWriter, read_manifest, write_manifest
@@ -42,26 +43,6 @@ class EpisodePlan:
     name: str
     demonstrator: str
     seed: int
-
-
-def parse_mix(text: str) -> dict[str, float]:
-    """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions; raises UserError."""
-    mix = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name not in DEMONSTRATORS:
-            raise UserError(f"--demonstrator: unknown demonstrator {name!r} (choose from {', '.join(DEMONSTRATORS)})")
-        try:
-            mix[name] = float(value) if value else 1.0
-        except ValueError:
-            raise UserError(f"--demonstrator: {part!r} is not NAME=PROPORTION") from None
-        if mix[name] < 0:
-            raise UserError(f"--demonstrator: proportion of {name} is negative")
-    total = sum(mix.values())
-    if total <= 0:
-        raise UserError(f"--demonstrator: {text!r} gives no demonstrator a positive proportion")
-    return {k: v / total for k, v in mix.items() if v > 0}
 
 
 def plan_episodes(n: int, mix: dict[str, float], seed: int) -> list[EpisodePlan]:
@@ -225,27 +206,32 @@ def _remove_stale_temporaries(root: Path) -> None:
 
 def record_dataset(
     env_cfg: PourConfig, out: Path, episodes: int, views: int, image_size: int, seed: int, mix: str,
-    shard: str = "0/1", workers: int = 1,
+    shard: str = "0/1", workers: int = 1, overwrite: bool = False,
 ) -> dict:
-    """Record (or resume) the dataset into ``out``; returns the summary."""
+    """Record (or resume) the dataset into ``out``; returns the summary. ``out`` must be new, empty,
+    or a recording made with the same settings (resumed), unless ``overwrite``."""
     if episodes < 1 or views < 1 or image_size < 16 or workers < 1:
         raise UserError("--episodes, --views and --workers must be >= 1 and --image-size >= 16")
-    proportions = parse_mix(mix)
+    try:
+        proportions = parse_mix(mix)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     shard_i, shard_n = parse_shard(shard)
     cfg = env_config(env_cfg, views, image_size)
     settings = {"views": views, "image_size": image_size, "seed": seed, "demonstrators": proportions,
                 "env": OmegaConf.to_container(OmegaConf.structured(cfg))}
     settings = json.loads(json.dumps(settings))  # as the manifest will hold them, to compare on resume
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    mode = runs.check_output(out, "record", overwrite=overwrite)
+    if mode == "resume" and (out / MANIFEST).exists():
+        old = read_manifest(out).get("settings", {})
+        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        if diff:
+            raise UserError(f"{out / MANIFEST}: recorded with other settings ({', '.join(diff)} differ); "
+                            "use another --out, the same settings to resume, or --overwrite")
+    runs.claim_output(out, "record", mode)
     with _locked(out):
-        if (out / MANIFEST).exists():
-            old = read_manifest(out).get("settings", {})
-            diff = sorted(k for k in settings if old.get(k) != settings[k])
-            if diff:
-                raise UserError(f"{out / MANIFEST}: recorded with other settings ({', '.join(diff)} differ); "
-                                "use another --out or the same settings to resume")
-        else:
+        if not (out / MANIFEST).exists():
             write_manifest(out, settings)
         _remove_stale_temporaries(out)
     plans = [p for p in plan_episodes(episodes, proportions, seed) if p.index % shard_n == shard_i]

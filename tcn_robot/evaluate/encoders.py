@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from .. import UserError
 from ..checkpoint import load_embedder
+from ..runs import checkpoint_spec
 from ..config import ModelConfig
 from ..models import EmbeddingNet
 
@@ -27,8 +28,7 @@ class Encoder:
 
 def checkpoint_encoder(spec: str, device: torch.device) -> Encoder:
     """``PATH`` or ``NAME=PATH``; the name defaults to the run folder's name."""
-    name, _, path = spec.rpartition("=")
-    path = Path(path)
+    name, path = checkpoint_spec(spec)
     if not name:
         name = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
     net = load_embedder(path, device)

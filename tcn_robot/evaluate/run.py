@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .. import UserError
+from .. import UserError, runs
 from ..config import Config, save_config
 from ..data.cache import FrameCache
 from ..data.episodes import Dataset, load_episode, EpisodeError
@@ -44,10 +44,10 @@ def _slug(name: str) -> str:
 class Evaluation:
     """The held-out data, its ground truth and the demo, shared by every encoder."""
 
-    def __init__(self, cfg: Config, data: str | Path) -> None:
+    def __init__(self, cfg: Config, data: str | Path, cache_dir: str | Path | None = None) -> None:
         self.cfg = cfg.evaluate
         self.reward = cfg.reward
-        self.cache = FrameCache(Dataset.open(data), progress=False)
+        self.cache = FrameCache(Dataset.open(data), cache_dir=cache_dir, progress=False)
         self.metas = [ep.meta for ep in self.cache.episodes]
         self.states = [ep.states() for ep in self.cache.episodes]
         self.labels = [self.cache.labels(i) for i in range(len(self.cache))]
@@ -200,25 +200,31 @@ class Evaluation:
         return {k: f"{_slug(enc.name)}/{v}" for k, v in files.items()}
 
 
-def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[str], baselines: list[str]) -> dict:
-    """Evaluate every encoder on ``data`` into ``out``; returns ``{encoder: metrics}``."""
+def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[str], baselines: list[str],
+             overwrite: bool = False, cache_dir: str | Path | None = None) -> dict:
+    """Evaluate every encoder on ``data`` into ``out``; returns ``{encoder: metrics}``. Every input is
+    read before ``out`` (new, or an earlier evaluation with ``overwrite``) is written."""
     if not checkpoints and not baselines:
         raise UserError("give at least one --checkpoint or --baseline")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out)
+    mode = runs.check_output(out, "evaluate", overwrite=overwrite)
     device = pick_device(cfg.train.device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("default")
-        ev = Evaluation(cfg, data)
     encoders = [checkpoint_encoder(c, device) for c in checkpoints]
     encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device) for b in baselines]
+    names = [enc.name for enc in encoders]
+    if len(set(names)) < len(names):
+        raise UserError(f"two encoders are both named {next(n for n in names if names.count(n) > 1)!r}; name them with --checkpoint NAME=PATH")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        ev = Evaluation(cfg, data, cache_dir)
+    runs.claim_output(out, "evaluate", mode, inputs={"data": str(Path(data).resolve())})
+    save_config(cfg, out)
     results = {}
     for enc in tqdm(encoders, desc="evaluate", unit="encoder"):
         results[enc.name] = ev.run(enc, out)
-    write_json(out / "metrics.json", {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
+    write_json(out / runs.METRICS, {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
                                       "encoders": results})
-    atomic_write_text(out / "report.md", report(results, ev, data))
+    atomic_write_text(out / runs.REPORT, report(results, ev, data))
     return results
 
 

@@ -12,16 +12,33 @@ from ..data.cache import FrameCache
 from ..data.episodes import Dataset
 from ..io import atomic_write_bytes
 from ..device import pick_device
+from ..runs import check_file_output
 from .tcn import embed_episode
 
 
-def embed_dataset(checkpoint: str | Path, data: str | Path, out: str | Path, device: str = "auto") -> int:
-    """Write ``out`` (npz): one (V, T, D) float32 array per episode, keyed by episode name."""
+MARK = "_tcn_robot_embed"  # the npz entry that says which checkpoint made the file
+
+
+def _made_by_embed(path: Path) -> bool:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return MARK in z.files
+    except (OSError, ValueError):
+        return False
+
+
+def embed_dataset(checkpoint: str | Path, data: str | Path, out: str | Path, device: str = "auto", overwrite: bool = False,
+                  cache_dir: str | Path | None = None) -> int:
+    """Write ``out`` (npz): one (V, T, D) float32 array per episode, keyed by episode name, and the
+    entry ``_tcn_robot_embed`` (the checkpoint's path). ``out`` must be a new ``.npz`` file outside the
+    folders other commands own, or one that embed wrote (with ``overwrite``)."""
+    out = Path(out)
+    check_file_output(out, ".npz", _made_by_embed, overwrite)
     net = load_embedder(checkpoint, pick_device(device))
-    cache = FrameCache(Dataset.open(data))
+    cache = FrameCache(Dataset.open(data), cache_dir=cache_dir)
     arrays = {ep.name: embed_episode(net, arr).astype(np.float32)
               for ep, arr in tqdm(zip(cache.episodes, cache.arrays), total=len(cache), desc="embed", unit="episode")}
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays, **{MARK: np.array(str(Path(checkpoint).resolve()))})
     atomic_write_bytes(out, buf.getvalue())
     return len(arrays)

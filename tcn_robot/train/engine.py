@@ -27,6 +27,8 @@ from ..data.augment import build_augment
 from ..device import pick_device
 from ..io import write_json
 from ..models import EmbeddingNet
+from ..processes import StopRequest
+from ..runs import METRICS, TENSORBOARD
 
 
 class Engine:
@@ -62,6 +64,7 @@ class Engine:
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.step, self.best, self.history, self.val_log = 0, math.inf, [], []
+        self.wall_before, self.frames_seen = 0.0, 0  # wall time and frames of the run before a resume
         self.ckpt = self.run / "checkpoints"
 
     # ----------------------------------------------------------------- state
@@ -73,17 +76,25 @@ class Engine:
             "best": self.best,
             "history": self.history,
             "val_log": self.val_log,
+            "wall_seconds": self.wall_before + time.perf_counter() - self.started,
+            "frames_seen": self.frames_seen,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "numpy_rng": self.rng.bit_generator.state,
             **self.extra,
         }
 
-    def _restore(self, path: Path) -> None:
+    def restore(self, path: Path) -> None:
+        """Continue from the checkpoint ``path``: weights, optimizer, step, history and every random
+        state. Call before ``fit(resumed=True)``; raises ``UserError`` when it does not fit the model."""
         state = load_checkpoint(path)
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.net.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise UserError(f"{path}: does not fit this run's model ({str(e).splitlines()[0]})") from None
         self.step, self.best, self.history, self.val_log = state["step"], state["best"], state["history"], state["val_log"]
+        self.wall_before, self.frames_seen = state.get("wall_seconds", 0.0), state.get("frames_seen", 0)
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -96,6 +107,7 @@ class Engine:
     def _save(self, name: str) -> None:
         if distributed.is_main():
             save_checkpoint(self.ckpt / name, self._state())
+        self.saved_at = time.perf_counter()
 
     # ----------------------------------------------------------------- loop
     def embed(self, frames: torch.Tensor) -> torch.Tensor:
@@ -103,75 +115,83 @@ class Engine:
         x = self.net.normalize(self.augment(self.net.to_unit(frames)))
         return self.model(x)
 
-    def fit(self, steps: int | None = None, resume: bool = False) -> dict:
-        """Train until ``steps`` (default ``cfg.steps``); returns the final metrics."""
+    def fit(self, steps: int | None = None, resumed: bool = False) -> dict:
+        """Train until ``steps`` (default ``cfg.steps``), from scratch or, with ``resumed``, from the
+        state ``restore`` loaded; returns the final metrics. Ctrl-C or SIGTERM stops between two steps
+        after saving ``last.pt`` (then raises ``KeyboardInterrupt``)."""
         total = steps if steps is not None else self.cfg.steps
         last = self.ckpt / "last.pt"
-        if resume:
-            self._restore(last)
-        else:
+        self.started = self.saved_at = time.perf_counter()
+        resume = resumed
+        if not resumed:
             torch.manual_seed(self.cfg.seed + self.rank)
         writer = None
         if distributed.is_main():
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(self.run / "tb"))
+            # a resumed run hides what an interrupted one logged after its last checkpoint
+            writer = SummaryWriter(str(self.run / TENSORBOARD), purge_step=self.step + 1 if resume else None)
         amp = self.cfg.amp and self.device.type == "cuda"
         bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not distributed.is_main(), mininterval=1.0)
-        started, frames_seen, recent = time.perf_counter(), 0, []
+        frames_before, recent = self.frames_seen, []
         self.model.train()
         try:
-            while self.step < total:
-                batch = self.source.sample(self.rng)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss, logs = self.method.loss(self.embed, batch)
-                value = loss.item()
-                if not math.isfinite(value):
-                    good = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
-                    raise UserError(f"loss became {value} at step {self.step + 1}; training stopped ({good}). "
-                                    "Lower train.lr or check the data.")
-                self.optimizer.zero_grad(set_to_none=True)
-                # a loss over the gathered global batch is scaled so that DDP's mean over ranks gives its gradient
-                (loss * (self.world if getattr(self.method, "gathers", False) else 1)).backward()
-                grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
-                self.optimizer.step()
-                self.step += 1
-                frames_seen += logs.get("frames", 0) * self.world
-                recent = (recent + [value])[-20:]
-                self.history.append(value)
-                fps = frames_seen / (time.perf_counter() - started)
-                bar.update(1)
-                if self.step % self.cfg.log_every == 0 or self.step == total:
-                    bar.set_postfix(loss=f"{np.mean(recent):.4f}", frames_per_s=f"{fps:.0f}")
-                    if writer:
-                        writer.add_scalar("train/loss", value, self.step)
-                        writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
-                        writer.add_scalar("train/frames_per_s", fps, self.step)
-                        for k, v in logs.items():
-                            writer.add_scalar(f"train/{k}", v, self.step)
-                if self.validate_fn and (self.step % self.cfg.val_every == 0 or self.step == total):
-                    self._validate(writer)
-                if self.step % self.cfg.checkpoint_every == 0 or self.step == total:
-                    self._save("last.pt")
-                    distributed.barrier()
+            with StopRequest() as stop:
+                while self.step < total:
+                    batch = self.source.sample(self.rng)
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                        loss, logs = self.method.loss(self.embed, batch)
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        good = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
+                        raise UserError(f"loss became {value} at step {self.step + 1}; training stopped ({good}). "
+                                        "Lower train.lr or check the data.")
+                    self.optimizer.zero_grad(set_to_none=True)
+                    # a loss over the gathered global batch is scaled so that DDP's mean over ranks gives its gradient
+                    (loss * (self.world if getattr(self.method, "gathers", False) else 1)).backward()
+                    grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+                    self.optimizer.step()
+                    self.step += 1
+                    self.frames_seen += logs.get("frames", 0) * self.world
+                    recent = (recent + [value])[-20:]
+                    self.history.append(value)
+                    fps = (self.frames_seen - frames_before) / (time.perf_counter() - self.started)
+                    bar.update(1)
+                    if self.step % self.cfg.log_every == 0 or self.step == total:
+                        bar.set_postfix(loss=f"{np.mean(recent):.4f}", frames_per_s=f"{fps:.0f}")
+                        if writer:
+                            writer.add_scalar("train/loss", value, self.step)
+                            writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
+                            writer.add_scalar("train/frames_per_s", fps, self.step)
+                            for k, v in logs.items():
+                                writer.add_scalar(f"train/{k}", v, self.step)
+                    if self.validate_fn and (self.step % self.cfg.val_every == 0 or self.step == total):
+                        self._validate(writer)
+                    minutes = self.cfg.checkpoint_minutes
+                    if (self.step % self.cfg.checkpoint_every == 0 or self.step == total or stop.requested
+                            or (minutes and time.perf_counter() - self.saved_at > 60 * minutes)):
+                        self._save("last.pt")
+                        distributed.barrier()
+                    if stop.requested:
+                        raise KeyboardInterrupt
         finally:
             bar.close()
             if writer:
                 writer.close()
-        wall = time.perf_counter() - started
+        wall = self.wall_before + time.perf_counter() - self.started
         metrics = {
             "steps": self.step,
             "device": str(self.device),
             "world_size": self.world,
             "train_loss_final": float(np.mean(self.history[-20:])) if self.history else None,
             "train_loss_first": float(np.mean(self.history[:20])) if self.history else None,
-            "frames_per_second": frames_seen / wall if wall > 0 else 0.0,
+            "frames_per_second": self.frames_seen / wall if wall > 0 else 0.0,
             "wall_seconds": wall,
             "best_val": self.best if math.isfinite(self.best) else None,
             "val": self.val_log[-1] if self.val_log else None,
         }
         if distributed.is_main():
-            write_json(self.run / "metrics.json", metrics)
+            write_json(self.run / METRICS, metrics)
         return metrics
 
     def _validate(self, writer) -> None:

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import UserError, distributed
-from ..config import Config, TCNSection, save_config, to_yaml
+from .. import UserError, distributed, runs
+from ..config import Config, TCNSection, resume_changes, save_config, to_yaml
 from ..data.cache import FrameCache
 from ..data.datasets import MultiViewTCNBatches, SingleViewTCNBatches
 from ..data.episodes import Dataset
 from ..evaluate.metrics import mean_alignment_error
-from ..io import check_resume, write_json
+from ..io import write_json
 from ..losses import LOSSES, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
 from ..models import EmbeddingNet
 from .engine import Engine
@@ -98,6 +98,7 @@ class _Subset:
     def __init__(self, cache: FrameCache, index: list[int]) -> None:
         self.arrays = [cache.arrays[i] for i in index]
         self.episodes = [cache.episodes[i] for i in index]
+        self.dataset_root = cache.dataset_root
 
     def __len__(self) -> int:
         return len(self.arrays)
@@ -117,14 +118,27 @@ def make_source(cfg: TCNSection, data: _Subset, seed: int):
     return SingleViewTCNBatches(data, cfg.sequences_per_batch, cfg.frames_per_sequence, cfg.pos_radius, cfg.neg_radius, seed, rank, world)
 
 
-def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = False) -> dict:
-    """Train a TCN on the dataset ``data`` into the run folder ``out``; returns the final metrics."""
-    out = Path(out)
-    check_resume(out, out / "checkpoints" / "last.pt", resume)
-    cache = FrameCache(Dataset.open(data), progress=distributed.is_main())
+def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, overwrite: bool = False,
+              cache_dir: str | Path | None = None) -> dict:
+    """Train a TCN on the dataset ``data`` into the run folder ``out``; returns the final metrics.
+
+    Checks the output folder, the resumed run's config and data, and the dataset before writing;
+    a resumed run continues with its own saved config (only its budget and intervals may change)."""
+    out, data = Path(out), Path(data).resolve()
+    mode = runs.check_output(out, "train-tcn", resume, overwrite)
+    changes = {}
+    if mode == "resume":
+        changes = resume_changes(out, cfg, "train-tcn")
+        trained_on = runs.output_inputs(out).get("data")
+        if trained_on and trained_on != str(data):
+            raise UserError(f"{out}: was trained on {trained_on}; resuming it cannot switch to --data {data}")
+        if not runs.checkpoint(out, "last.pt").is_file():
+            raise UserError(f"--resume: {out} has no checkpoint yet; start it again with --overwrite")
+    cache = FrameCache(Dataset.open(data), cache_dir=cache_dir, progress=distributed.is_main())
     train_idx, val_idx = split_episodes(cache, cfg.tcn.val_episodes)
     train_data = _Subset(cache, train_idx)
     method = TCNMethod(cfg.tcn)
+    source = make_source(cfg.tcn, train_data, cfg.train.seed)
     torch.manual_seed(cfg.train.seed)
     net = EmbeddingNet(cfg.model)
 
@@ -132,14 +146,19 @@ def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = Fal
         return {"alignment_error": mean_alignment_error([embed_episode(model, cache.arrays[i]) for i in val_idx])}
 
     multiview_val = bool(val_idx) and all(cache.arrays[i].shape[1] > 1 for i in val_idx)
-
+    engine = Engine(out, cfg.train, net, method, source, cfg.augment, validate if multiview_val else None,
+                    extra={"config": to_yaml(cfg), "data": str(data)})
+    if mode == "resume":
+        engine.restore(runs.checkpoint(out, "last.pt"))
     if distributed.is_main():
-        out.mkdir(parents=True, exist_ok=True)
+        runs.claim_output(out, "train-tcn", mode, inputs={"data": str(data)})
+        if changes:
+            runs.record_resume(out, engine.step, changes)
         save_config(cfg, out)
-    engine = Engine(out, cfg.train, net, method, make_source(cfg.tcn, train_data, cfg.train.seed), cfg.augment,
-                    validate if multiview_val else None, extra={"config": to_yaml(cfg), "data": str(Path(data).resolve())})
-    metrics = engine.fit(resume=resume)
-    metrics.update(mode=cfg.tcn.mode, loss=cfg.tcn.loss, train_episodes=len(train_idx), val_episodes=len(val_idx))
+    distributed.barrier()
+    metrics = engine.fit(resumed=mode == "resume")
+    metrics.update(mode=cfg.tcn.mode, loss=cfg.tcn.loss, train_episodes=len(train_idx), val_episodes=len(val_idx),
+                   resumes=runs.resumes(out))
     if distributed.is_main():
-        write_json(out / "metrics.json", metrics)
+        write_json(out / runs.METRICS, metrics)
     return metrics

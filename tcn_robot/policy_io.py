@@ -1,0 +1,107 @@
+"""Policies on disk, read without unpickling anything.
+
+stable-baselines3 saves a model as a zip whose ``data`` entry is JSON with some values pickled
+(cloudpickle), and its ``VecNormalize`` and replay buffer as pickles: loading any of them can run
+code planted in the file. Here a policy is saved as SB3's zip (its weights are read by
+``torch.load(weights_only=True)``) and read with every pickled entry replaced by an object rebuilt
+from the run's config and environment (``custom_objects``); a zip with any other pickled entry is
+refused. The reward-normalization statistics are JSON, SAC's replay buffer is an ``.npz`` of arrays.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from . import UserError
+from .io import write_json
+
+# the pickled entries SB3 writes for PPO and SAC, and what stands in for each on loading (None: SB3
+# rebuilds it when training starts or from the plain entries, e.g. the schedules from learning_rate)
+REBUILT = ("policy_class", "observation_space", "action_space", "lr_schedule", "clip_range", "ep_info_buffer",
+           "ep_success_buffer", "_last_obs", "_last_episode_starts", "_last_original_obs", "rollout_buffer_class",
+           "replay_buffer_class", "train_freq")
+
+
+def _pickled_entries(path: Path) -> set[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise UserError(f"{path}: not a stable-baselines3 policy ({type(e).__name__})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a stable-baselines3 policy")
+    return {k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v}
+
+
+def load_policy(path: str | Path, algo: type[BaseAlgorithm], venv: VecEnv, clip_range: float, train_freq: int) -> BaseAlgorithm:
+    """The ``algo`` policy saved at ``path``, attached to ``venv``, on the CPU; its pickled entries are
+    rebuilt (``clip_range`` and ``train_freq`` from the run's config), never unpickled."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: policy not found")
+    pickled = _pickled_entries(path)
+    unknown = sorted(pickled - set(REBUILT))
+    if unknown:
+        raise UserError(f"{path}: refused: it holds pickled objects {unknown} that tcn-robot does not write (loading them could run code)")
+    rebuilt = {"policy_class": algo.policy_aliases["MlpPolicy"], "observation_space": venv.observation_space,
+               "action_space": venv.action_space, "clip_range": clip_range, "train_freq": (train_freq, "step")}
+    custom = {k: rebuilt.get(k) for k in pickled}
+    try:
+        return algo.load(path, env=venv, device="cpu", custom_objects=custom)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise UserError(f"{path}: does not fit this run's policy and observation ({str(e).splitlines()[0]})") from None
+
+
+def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -> None:
+    """``model`` to ``path`` (SB3's zip) and, when it trains on normalized rewards, their running
+    statistics to ``path`` with suffix ``.vecnormalize.json``; with ``replay_buffer``, an off-policy
+    model's buffer to ``.replay.npz``. Each file is written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+    venv = model.get_env()
+    if isinstance(venv, VecNormalize):
+        rms = venv.ret_rms
+        write_json(path.with_suffix(".vecnormalize.json"), {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)})
+    if replay_buffer and isinstance(model, OffPolicyAlgorithm):
+        buf = model.replay_buffer
+        arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+                  if getattr(buf, k, None) is not None}
+        tmp_npz = path.with_name(f".{path.stem}.tmp.replay.npz")
+        np.savez(tmp_npz, pos=buf.pos, full=buf.full, **arrays)
+        os.replace(tmp_npz, path.with_suffix(".replay.npz"))
+
+
+def restore_reward_stats(venv: VecNormalize, path: Path) -> None:
+    """Set ``venv``'s running return statistics from ``path`` (``save_policy``'s ``.vecnormalize.json``)."""
+    stats = path.with_suffix(".vecnormalize.json")
+    try:
+        s = json.loads(stats.read_text())
+        venv.ret_rms.mean, venv.ret_rms.var, venv.ret_rms.count = np.float64(s["mean"]), np.float64(s["var"]), float(s["count"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{stats}: unreadable reward statistics ({type(e).__name__})") from None
+
+
+def restore_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
+    """Fill ``model``'s replay buffer from ``path``'s ``.replay.npz`` (arrays only, no pickle)."""
+    stored = path.with_suffix(".replay.npz")
+    buf = model.replay_buffer
+    try:
+        with np.load(stored, allow_pickle=False) as z:
+            for k in z.files:
+                if k in ("pos", "full"):
+                    continue
+                if getattr(buf, k).shape != z[k].shape:
+                    raise ValueError(f"{k} has shape {z[k].shape}, the buffer {getattr(buf, k).shape}")
+                getattr(buf, k)[...] = z[k]
+            buf.pos, buf.full = int(z["pos"]), bool(z["full"])
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{stored}: cannot restore the replay buffer ({str(e).splitlines()[0]})") from None
