@@ -127,6 +127,17 @@ def _train_tcn(args: argparse.Namespace) -> None:
           f"{m['frames_per_second']:.0f} frames/s on {m['device']}; wrote {args.out}")
 
 
+def _pretrain(args: argparse.Namespace) -> None:
+    cfg = _config(args, {"method": "train.method", "steps": "train.steps", "device": "train.device"}, _resumed(args))
+    _precheck(args, "pretrain", data=(args.data,))
+    from .train.run import train
+
+    m = train(cfg, args.data, args.out, "pretrain", resume=args.resume, overwrite=args.overwrite, cache_dir=args.cache_dir)
+    val = ", ".join(f"{k} {v:.3f}" for k, v in (m.get("val") or {}).items() if k != "step")
+    print(f"pretrain ({m['method']}): {m['steps']} steps, loss {m['train_loss_first']:.4f} -> {m['train_loss_final']:.4f}"
+          f"{', validation ' + val if val else ''}, {m['frames_per_second']:.0f} frames/s on {m['device']}; wrote {args.out}")
+
+
 def _evaluate(args: argparse.Namespace) -> None:
     args.overrides = (["evaluate.demo=" + str(args.demo)] if args.demo else []) + list(args.overrides)
     cfg = _config(args)
@@ -242,6 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_dir(p)
     _add_common(p)
     p.set_defaults(func=_train_tcn)
+
+    from .methods import METHODS
+
+    pretext = {name: spec for name, spec in METHODS.items() if name != "tcn"}
+    p = sub.add_parser("pretrain", help="train the embedding with an image pretext method (the TCN paper's rivals)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Train the same network as train-tcn with a self-supervised pretext method; settings in "
+                       "the config section of the method's name.\n\n" + "\n".join(f"  {n:<14}{s.summary}" for n, s in pretext.items()))
+    p.add_argument("--method", required=True, choices=list(pretext), help="train.method")
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (tcn-robot record or import-videos)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--steps", type=int, help="train.steps")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="train.device")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoints/last.pt, with its saved config (only train.steps and intervals may change)")
+    _add_overwrite(p, "run")
+    _add_cache_dir(p)
+    _add_common(p)
+    p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("evaluate", help="measure encoders on held-out episodes (TCN paper metrics) in one table",
                        description="Alignment error, attribute classification error, linear probe, Kendall's tau, cycle "

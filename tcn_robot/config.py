@@ -5,7 +5,7 @@ errors that name the key and the file. Every run saves its resolved config as ``
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import math
 from . import UserError
 from .envs.config import DEMONSTRATORS, PourConfig, _check, check_ranges
 from .io import atomic_write_text
+from .methods import METHODS
 
 DEFAULT_CONFIG = "quickstart.yaml"
 
@@ -60,6 +61,9 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
     compile: bool = False
+    method: str = "tcn"  # the objective (methods.py): tcn | simclr | rotation | jigsaw | relpos | pirl
+    val_episodes: int = 2  # the last episodes of the dataset, held out for validation
+    select_best: str = "alignment_error"  # the validation figure that picks best.pt: alignment_error | pretext_error
     checkpoint_every: int = 250  # steps between checkpoints (and on Ctrl-C / SIGTERM)
     checkpoint_minutes: float = 10.0  # also checkpoint when this long has passed since the last one (0: off)
     val_every: int = 250
@@ -98,30 +102,6 @@ class RecordSection:
     seed: int = 0
     demonstrators: str = "paired=0.5,human=0.2,robot=0.15,random=0.15"  # proportions of each demonstrator
     workers: int = 1
-
-
-@dataclass
-class TCNSection:
-    """``tcn.*``: the TCN objective and its batches."""
-
-    mode: str = "multiview"  # multiview | singleview
-    loss: str = "triplet"  # triplet | npairs | infonce | lifted
-    # sequence: every sequence of a batch is its own contrast, negatives are other instants of the same
-    # episode (the paper's one-sequence batches: the embedding cannot lean on what tells episodes apart,
-    # such as colours); batch: every other row of the batch, gathered over all ranks under DDP
-    negatives: str = "sequence"
-    sequences_per_batch: int = 4
-    frames_per_sequence: int = 16
-    margin: float = 0.2  # triplet margin (squared distances of L2-normalized embeddings)
-    mining: str = "semihard"  # semihard | hard | all
-    reg_lambda: float = 0.002  # npairs
-    temperature: float = 0.1  # infonce
-    symmetric: bool = True  # infonce: both directions
-    exclusion_radius: int = -1  # infonce: frames of the anchor's episode this close are not negatives (-1: off)
-    lifted_margin: float = 1.0
-    pos_radius: int = 6  # singleview
-    neg_radius: int = 12  # singleview
-    val_episodes: int = 2  # the last episodes of the dataset, held out for validation
 
 
 @dataclass
@@ -193,18 +173,20 @@ class RLSection:
     sac: SACParams = field(default_factory=SACParams)
 
 
-@dataclass
-class Config:
-    env: PourConfig = field(default_factory=PourConfig)
-    pipeline: PipelineSection = field(default_factory=PipelineSection)
-    record: RecordSection = field(default_factory=RecordSection)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    tcn: TCNSection = field(default_factory=TCNSection)
-    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
-    reward: RewardConfig = field(default_factory=RewardConfig)
-    rl: RLSection = field(default_factory=RLSection)
+# The run config: the sections every command shares, then one section per training method (methods.py).
+Config = make_dataclass("Config", [
+    ("env", PourConfig, field(default_factory=PourConfig)),
+    ("pipeline", PipelineSection, field(default_factory=PipelineSection)),
+    ("record", RecordSection, field(default_factory=RecordSection)),
+    ("model", ModelConfig, field(default_factory=ModelConfig)),
+    ("augment", AugmentConfig, field(default_factory=AugmentConfig)),
+    ("train", TrainConfig, field(default_factory=TrainConfig)),
+    *[(spec.section, spec.config, field(default_factory=spec.config)) for spec in METHODS.values()],
+    ("evaluate", EvaluateSection, field(default_factory=EvaluateSection)),
+    ("reward", RewardConfig, field(default_factory=RewardConfig)),
+    ("rl", RLSection, field(default_factory=RLSection)),
+])
+Config.__doc__ = "Every setting of every command; each command reads its own sections."
 
 
 def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:
@@ -260,10 +242,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
 SEED = (0, 2**31 - 1)
 COUNT = (1, 10**9)
 CHOICES = {
-    "model.encoder": ("small", "resnet18"), "train.device": ("auto", "cpu", "cuda", "mps"),
-    "tcn.mode": ("multiview", "singleview"), "tcn.loss": ("triplet", "npairs", "infonce", "lifted"),
-    "tcn.negatives": ("sequence", "batch"), "tcn.mining": ("semihard", "hard", "all"),
-    "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal"),
+    "model.encoder": ("small", "resnet18"), "train.device": ("auto", "cpu", "cuda", "mps"), "train.method": tuple(METHODS),
+    "train.select_best": ("alignment_error", "pretext_error"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal"),
+    **{f"{spec.section}.{key}": allowed for spec in METHODS.values() for key, allowed in spec.choices.items()},
 }
 RANGES = {
     "pipeline": {"seed": SEED, "video_size": (8, 1024), "heldout_episodes": (1, 10**6), "heldout_seed": SEED, "replay_episodes": (1, 10**4)},
@@ -272,10 +253,7 @@ RANGES = {
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
                 "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0)},
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
-              "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED},
-    "tcn": {"sequences_per_batch": (1, 4096), "frames_per_sequence": (2, 4096), "margin": (0.0, 10.0), "reg_lambda": (0.0, 10.0),
-            "temperature": (1e-4, 100.0), "exclusion_radius": (-1, 10**6), "lifted_margin": (0.0, 100.0), "pos_radius": (1, 10**6),
-            "neg_radius": (2, 10**6), "val_episodes": (0, 10**6)},
+              "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},
     "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6)},
     "rl": {"demo_view": (0, 63), "steps": COUNT, "n_envs": (1, 256), "seed": SEED, "eval_every": COUNT, "eval_episodes": (1, 10**6)},
@@ -293,16 +271,21 @@ def validate(cfg: Config) -> None:
         _check(cfg.env)
     except ValueError as e:
         raise ValueError(f"env.{e}") from None
-    for section, ranges in RANGES.items():
-        obj = cfg
-        for part in section.split("."):
-            obj = getattr(obj, part)
-        check_ranges(obj, ranges, f"{section}.")
+    tables = [*RANGES.items(), *((spec.section, spec.ranges) for spec in METHODS.values())]
+    for section, ranges in tables:
+        for key, bounds in ranges.items():
+            *path, name = f"{section}.{key}".split(".")
+            obj = cfg
+            for part in path:
+                obj = getattr(obj, part)
+            check_ranges(obj, {name: bounds}, f"{'.'.join(path)}.")
     for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if value not in allowed:
-            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+        *path, name = key.split(".")
+        obj = cfg
+        for part in path:
+            obj = getattr(obj, part)
+        if getattr(obj, name) not in allowed:
+            raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {getattr(obj, name)!r}")
     for name in ("crop_scale", "crop_ratio"):
         low, high = getattr(cfg.augment, name)
         if not low <= high:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -52,17 +53,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def _jsonable(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None  # JSON has no NaN or infinity: "not measured" is null
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return _jsonable(x.tolist())
     if isinstance(x, np.generic):
-        return x.item()
+        return _jsonable(x.item())
     return x
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` (numpy values allowed) as indented JSON, atomically."""
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` (numpy values allowed; NaN and infinities as null) as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")

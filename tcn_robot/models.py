@@ -145,8 +145,13 @@ class EmbeddingNet(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        z = self.head(self.encoder(images))
-        return F.normalize(z.float(), dim=1) if self.cfg.normalize else z.float()
+        """Preprocessed images (B, 3, S, S) -> embeddings (B, D), L2-normalized if ``cfg.normalize``."""
+        z = self.raw(images)
+        return F.normalize(z, dim=1) if self.cfg.normalize else z
+
+    def raw(self, images: torch.Tensor) -> torch.Tensor:
+        """The embedding before normalization (B, D) float32: what a method's head sits on."""
+        return self.head(self.encoder(images)).float()
 
     def to_unit(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) on any device -> float (B, 3, S, S) in [0, 1] on the model's device."""
@@ -174,3 +179,10 @@ class EmbeddingNet(nn.Module):
         out = [self(self.preprocess(frames[i : i + batch_size])).cpu() for i in range(0, len(frames), batch_size)]
         self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.cfg.embedding_dim)
+
+
+def embed_episode(net: EmbeddingNet, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """An episode's frames (T, V, H, W, 3) uint8 -> embeddings (V, T, D)."""
+    t, v = frames.shape[:2]
+    z = net.embed(np.ascontiguousarray(frames.reshape(t * v, *frames.shape[2:])), batch_size)
+    return z.view(t, v, -1).transpose(0, 1).numpy()

@@ -29,7 +29,7 @@ def base_args(command: str, out, data) -> list[str]:
     if command == "train-tcn":
         return ["train-tcn", "--data", str(data), "--out", str(out), "--steps", "2", "model.image_size=16", "model.width=4",
                 "model.head_channels=4", "model.hidden=8", "tcn.sequences_per_batch=1", "tcn.frames_per_sequence=2",
-                "tcn.val_episodes=1", "train.val_every=2", "train.checkpoint_every=2", "train.device=cpu"]
+                "train.val_episodes=1", "train.val_every=2", "train.checkpoint_every=2", "train.device=cpu"]
     return ["train-rl", "--out", str(out), "--reward", "tcn", "--encoder", "pixels", "--demo", str(data / "ep00000"), "--steps", "8",
             "--n-envs", "1", *TINY_WORLD, "env.image_size=16", "rl.eval_every=8", "rl.eval_episodes=1", "rl.ppo.n_steps=8",
             "rl.ppo.batch_size=8", "rl.ppo.n_epochs=1", "rl.sac.learning_starts=0", "rl.sac.batch_size=4"]

@@ -29,7 +29,7 @@ from tcn_robot.video import read_video, write_video
 SCRIPT = str(Path(sys.executable).with_name("tcn-robot"))
 WORLD = ["env.episode_steps=20", "env.num_particles=10", "env.image_size=32"]
 TCN = ["model.image_size=32", "model.width=8", "model.head_channels=16", "model.hidden=32", "tcn.sequences_per_batch=2",
-       "tcn.frames_per_sequence=4", "tcn.val_episodes=1", "train.val_every=2", "train.checkpoint_every=2"]
+       "tcn.frames_per_sequence=4", "train.val_episodes=1", "train.val_every=2", "train.checkpoint_every=2"]
 RL = [*WORLD, "rl.eval_every=64", "rl.eval_episodes=1", "rl.ppo.n_steps=32", "rl.ppo.batch_size=32", "rl.ppo.n_epochs=1"]
 
 
@@ -189,7 +189,7 @@ def test_datasets_that_cannot_train_fail_inspect_strict_and_training_in_one_line
     capsys.readouterr()
     assert main(["inspect", str(data), "--strict"]) == 1
     assert "different image sizes" in capsys.readouterr().out
-    fails_cleanly(capsys, ["train-tcn", "--data", str(data), "--out", str(tmp_path / "r"), "tcn.val_episodes=0", *TCN[:5]],
+    fails_cleanly(capsys, ["train-tcn", "--data", str(data), "--out", str(tmp_path / "r"), "train.val_episodes=0", *TCN[:5]],
                   data, "different image sizes")
     one = tmp_path / "one_view"
     one.mkdir()
@@ -199,7 +199,7 @@ def test_datasets_that_cannot_train_fail_inspect_strict_and_training_in_one_line
     assert main(["import-videos", str(one), "--out", str(data1)]) == 0
     capsys.readouterr()
     assert main(["inspect", str(data1), "--strict"]) == 1
-    fails_cleanly(capsys, ["train-tcn", "--data", str(data1), "--out", str(tmp_path / "r1"), "tcn.val_episodes=0", *TCN[:5]],
+    fails_cleanly(capsys, ["train-tcn", "--data", str(data1), "--out", str(tmp_path / "r1"), "train.val_episodes=0", *TCN[:5]],
                   data1, "one view")
     assert not (tmp_path / "r").exists() and not (tmp_path / "r1").exists()
 

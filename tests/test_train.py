@@ -18,7 +18,8 @@ from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
 from tcn_robot.evaluate.metrics import mean_alignment_error
 from tcn_robot.models import EmbeddingNet
-from tcn_robot.train.tcn import embed_episode, train_tcn
+from tcn_robot.models import embed_episode
+from tcn_robot.train.tcn import train_tcn
 
 FAST = ["model.image_size=32", "model.width=16", "model.head_channels=32", "model.hidden=64",
         "tcn.sequences_per_batch=3", "tcn.frames_per_sequence=8", "train.log_every=1"]
@@ -74,8 +75,8 @@ def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     good = (tmp_path / "checkpoints/last.pt").read_bytes()
     from tcn_robot.train import tcn
 
-    real = tcn.TCNMethod.loss
-    monkeypatch.setattr(tcn.TCNMethod, "loss", lambda self, embed, batch: (real(self, embed, batch)[0] * float("nan"), {}))
+    real = tcn.TCNMethod.contrast
+    monkeypatch.setattr(tcn.TCNMethod, "contrast", lambda self, z, batch: real(self, z, batch) * float("nan"))
     with pytest.raises(UserError, match=r"loss became nan at step 3.*last good checkpoint .*last.pt is intact"):
         train_tcn(c, dataset, tmp_path, resume=True)
     assert (tmp_path / "checkpoints/last.pt").read_bytes() == good
@@ -130,8 +131,10 @@ def test_sequence_negatives_average_one_contrast_per_sequence(loss):
              "episode": torch.tensor([3, 3, 3, 3, 7, 7, 7, 7]), "time": torch.tensor([1, 5, 9, 20, 0, 4, 8, 30])}
     proj = torch.randn(12, 4, generator=g)
     embed = lambda frames: torch.nn.functional.normalize(frames.float().flatten(1) @ proj, dim=1)  # noqa: E731
-    cfg = load_config(None, [f"tcn.loss={loss}"]).tcn
-    value, _ = TCNMethod(cfg).loss(embed, batch)
+    full = load_config(None, [f"tcn.loss={loss}"])
+    cfg = full.tcn
+    both = torch.cat([batch["anchor"], batch["positive"]])
+    value = TCNMethod(full).contrast(embed(both), batch)
     one = {"triplet": lambda a, p, y: TripletLoss(cfg.margin, gather=False)(torch.cat([a, p]), torch.cat([y, y])),
            "npairs": lambda a, p, y: NPairsLoss(cfg.reg_lambda, gather=False)(a, p, y, y),
            "infonce": lambda a, p, y: InfoNCELoss(cfg.temperature, symmetric=True, gather=False)(a, p, y, y),
@@ -140,5 +143,5 @@ def test_sequence_negatives_average_one_contrast_per_sequence(loss):
     y = torch.arange(8)
     expected = (one(a[:4], p[:4], y[:4]) + one(a[4:], p[4:], y[4:])) / 2
     assert value.item() == pytest.approx(expected.item(), abs=1e-6)
-    whole, _ = TCNMethod(load_config(None, [f"tcn.loss={loss}", "tcn.negatives=batch"]).tcn).loss(embed, batch)
+    whole = TCNMethod(load_config(None, [f"tcn.loss={loss}", "tcn.negatives=batch"])).contrast(embed(both), batch)
     assert whole.item() == pytest.approx(one(a, p, y).item(), abs=1e-6) and whole.item() != pytest.approx(value.item())

@@ -13,7 +13,7 @@ from ..data.episodes import Dataset
 from ..io import atomic_write_bytes
 from ..device import pick_device
 from ..runs import check_file_output
-from .tcn import embed_episode
+from ..models import embed_episode
 
 
 MARK = "_tcn_robot_embed"  # the npz entry that says which checkpoint made the file

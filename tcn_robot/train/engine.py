@@ -1,12 +1,11 @@
-"""One training loop for every method (TCN now, the pretext trainers later).
+"""One training loop for every method: TCN and the pretext trainers.
 
-A method supplies ``loss(embed, batch) -> (loss, logs)`` where ``embed`` maps uint8 frames
-(N, H, W, 3) to embeddings through augmentation and the network; a batch source supplies
-``sample(rng) -> batch``. The engine owns the rest: device choice, bf16 autocast on CUDA,
-channels-last, optional ``torch.compile``, DDP under ``torchrun``, gradient clipping, atomic
-checkpoints with every random state (``--resume`` continues exactly where the run stopped),
-NaN/inf detection, TensorBoard scalars, a progress bar, and periodic validation that keeps the
-best checkpoint.
+A method (``method.py``) supplies a batch source and ``forward(net, batch) -> (loss, logs)``; the
+engine owns the rest: device choice, bf16 autocast on CUDA, channels-last, optional
+``torch.compile``, DDP under ``torchrun`` (network and method heads together), gradient clipping,
+atomic checkpoints of both with every random state (``--resume`` continues exactly where the run
+stopped), NaN/inf detection, TensorBoard scalars, a progress bar, and periodic validation that
+keeps the best checkpoint.
 """
 from __future__ import annotations
 
@@ -22,46 +21,47 @@ from tqdm import tqdm
 
 from .. import UserError, distributed
 from ..checkpoint import load_checkpoint, model_state, save_checkpoint
-from ..config import AugmentConfig, TrainConfig
-from ..data.augment import build_augment
+from ..config import TrainConfig
 from ..device import pick_device
 from ..io import write_json
 from ..models import EmbeddingNet
 from ..processes import StopRequest
 from ..runs import METRICS, TENSORBOARD
+from .method import Method, Objective
 
 
 class Engine:
-    """Trains ``model`` with ``method`` on batches from ``source`` into ``run``.
+    """Trains the network ``net`` with ``method`` on batches from ``source`` into ``run``.
 
     Args:
         run: the run folder (checkpoints/, tb/, metrics.json).
         cfg: engine settings.
-        model: the embedding network (on the CPU; moved here).
-        method: object with ``loss(embed, batch)``.
+        net: the embedding network (on the CPU; moved here).
+        method: the objective, with its own parameters and buffers (moved, wrapped and saved with ``net``).
         source: object with ``sample(rng)``.
-        augment: augmentation settings (applied on the device).
-        validate: optional ``fn(model) -> dict`` of figures; ``val_key`` (lower is better) picks the best checkpoint.
+        validate: optional ``fn(net, method) -> dict`` of figures (lower is better); ``cfg.select_best``
+            names the one that picks the best checkpoint (or the first figure, when that one is absent).
         extra: stored in every checkpoint (the resolved config, for example).
     """
 
-    def __init__(self, run: Path, cfg: TrainConfig, model: EmbeddingNet, method, source, augment: AugmentConfig,
-                 validate: Callable[[EmbeddingNet], dict] | None = None, val_key: str = "alignment_error",
-                 extra: dict | None = None) -> None:
-        self.run, self.cfg, self.method, self.source = Path(run), cfg, method, source
-        self.validate_fn, self.val_key, self.extra = validate, val_key, extra or {}
+    def __init__(self, run: Path, cfg: TrainConfig, net: EmbeddingNet, method: Method, source,
+                 validate: Callable[[EmbeddingNet, Method], dict] | None = None, extra: dict | None = None) -> None:
+        self.run, self.cfg, self.source = Path(run), cfg, source
+        self.validate_fn, self.extra = validate, extra or {}
         self.device = pick_device(cfg.device)
         distributed.init_from_env(self.device)
         self.rank, self.world = distributed.rank(), distributed.world_size()
-        self.net = model.to(self.device).to(memory_format=torch.channels_last)
-        self.augment = build_augment(augment, model.cfg.image_size).to(self.device)
-        self.model: nn.Module = self.net
+        self.objective = Objective(net, method).to(self.device).to(memory_format=torch.channels_last)
+        self.net, self.method = self.objective.net, self.objective.method
+        self.model: nn.Module = self.objective
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+            # a method may leave parts unused (a head on the embedding only); buffers (memory banks) are
+            # kept equal by the method itself
+            self.model = nn.parallel.DistributedDataParallel(self.objective, device_ids=ids, find_unused_parameters=True)
         if cfg.compile:
             self.model = torch.compile(self.model)
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.objective.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.step, self.best, self.history, self.val_log = 0, math.inf, [], []
         self.wall_before, self.frames_seen = 0.0, 0  # wall time and frames of the run before a resume
@@ -71,6 +71,8 @@ class Engine:
     def _state(self) -> dict:
         return {
             **model_state(self.net, self.net.cfg),
+            "method": self.method.state_dict(),
+            "method_name": self.method.name,
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "best": self.best,
@@ -89,7 +91,10 @@ class Engine:
         state. Call before ``fit(resumed=True)``; raises ``UserError`` when it does not fit the model."""
         state = load_checkpoint(path)
         try:
+            if state.get("method_name", self.method.name) != self.method.name:
+                raise ValueError(f"it was trained by {state['method_name']}, not {self.method.name}")
             self.net.load_state_dict(state["model"])
+            self.method.load_state_dict(state.get("method", {}))
             self.optimizer.load_state_dict(state["optimizer"])
         except (RuntimeError, ValueError, KeyError) as e:
             raise UserError(f"{path}: does not fit this run's model ({str(e).splitlines()[0]})") from None
@@ -110,11 +115,6 @@ class Engine:
         self.saved_at = time.perf_counter()
 
     # ----------------------------------------------------------------- loop
-    def embed(self, frames: torch.Tensor) -> torch.Tensor:
-        """Training-time embedding of uint8 frames: augment on the device, then the network."""
-        x = self.net.normalize(self.augment(self.net.to_unit(frames)))
-        return self.model(x)
-
     def fit(self, steps: int | None = None, resumed: bool = False) -> dict:
         """Train until ``steps`` (default ``cfg.steps``), from scratch or, with ``resumed``, from the
         state ``restore`` loaded; returns the final metrics. Ctrl-C or SIGTERM stops between two steps
@@ -134,13 +134,13 @@ class Engine:
         amp = self.cfg.amp and self.device.type == "cuda"
         bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not distributed.is_main(), mininterval=1.0)
         frames_before, recent = self.frames_seen, []
-        self.model.train()
+        self.objective.train()
         try:
             with StopRequest() as stop:
                 while self.step < total:
                     batch = self.source.sample(self.rng)
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-                        loss, logs = self.method.loss(self.embed, batch)
+                        loss, logs = self.model(batch)
                     value = loss.item()
                     if not math.isfinite(value):
                         good = f"the last good checkpoint {last} is intact" if last.exists() else "no checkpoint was written yet"
@@ -148,8 +148,8 @@ class Engine:
                                         "Lower train.lr or check the data.")
                     self.optimizer.zero_grad(set_to_none=True)
                     # a loss over the gathered global batch is scaled so that DDP's mean over ranks gives its gradient
-                    (loss * (self.world if getattr(self.method, "gathers", False) else 1)).backward()
-                    grad_norm = nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.grad_clip)
+                    (loss * (self.world if self.method.gathers else 1)).backward()
+                    grad_norm = nn.utils.clip_grad_norm_(self.objective.parameters(), self.cfg.grad_clip)
                     self.optimizer.step()
                     self.step += 1
                     self.frames_seen += logs.get("frames", 0) * self.world
@@ -198,16 +198,17 @@ class Engine:
         if not distributed.is_main():
             distributed.barrier()
             return
-        self.net.eval()
-        figures = self.validate_fn(self.net)
-        self.net.train()
+        self.objective.eval()
+        figures = self.validate_fn(self.net, self.method)
+        self.objective.train()
+        key = self.cfg.select_best if self.cfg.select_best in figures else next(iter(figures), None)
         figures["step"] = self.step
         self.val_log.append(figures)
         if writer:
             for k, v in figures.items():
                 if k != "step":
                     writer.add_scalar(f"val/{k}", v, self.step)
-        if figures[self.val_key] < self.best:
-            self.best = figures[self.val_key]
+        if key is not None and figures[key] < self.best:
+            self.best = figures[key]
             self._save("best.pt")
         distributed.barrier()
