@@ -103,8 +103,8 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
             curves = {"learned reward" if encoder is not None else "env reward": (np.array(learned if encoder is not None else env_rewards),
                                                                                    np.array(poured[1:]))}
             times = np.linspace(0, steps, STRIP_FRAMES).round().astype(int)
-            rows = {"demo": np.stack([_demo_frame(demo_frames, t, steps, size) for t in times])} if demo_frames is not None else {}
-            rows[f"robot ({policy})"] = np.stack(agent)[times]
+            rows = {"demo video": np.stack([_demo_frame(demo_frames, t, steps, size) for t in times])} if demo_frames is not None else {}
+            rows[f"robot, {policy} policy"] = np.stack(agent)[times]
             plots.frame_strip(rows, times, fps, out / f"episode_{k}_strip.png",
                               f"episode {k}: {poured[-1]:.0%} in the bowl")
             plots.reward_curves(curves, out / f"episode_{k}.png", f"episode {k} ({policy} policy)")
