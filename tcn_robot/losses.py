@@ -143,16 +143,18 @@ class InfoNCELoss(nn.Module):
     With ``exclusion_radius`` r >= 0 and per-row ``(episode, time)`` ids, candidates from the
     anchor's episode within r frames that are not positives (temporal neighbours: neither
     positive nor true negative) are masked with -inf before the log-softmax, which is safe in
-    bf16 and fp16, unlike a large finite constant.
+    bf16 and fp16, unlike a large finite constant. With ``exclude_self`` the anchors are the
+    candidates (M == B) and each row's own entry is masked: SimCLR's NT-Xent over 2N views is
+    ``loss(z, z, labels, labels)`` with the two views of an image sharing a label.
 
     Shapes: anchor (B, D), candidates (M, D), labels (B,) and (M,), ids (B, 2) and (M, 2).
     """
 
     def __init__(self, temperature: float = 0.1, normalize: bool = True, symmetric: bool = False,
-                 exclusion_radius: int = -1, gather: bool = True) -> None:
+                 exclusion_radius: int = -1, gather: bool = True, exclude_self: bool = False) -> None:
         super().__init__()
         self.temperature, self.normalize, self.symmetric = temperature, normalize, symmetric
-        self.exclusion_radius, self.gather = exclusion_radius, gather
+        self.exclusion_radius, self.gather, self.exclude_self = exclusion_radius, gather, exclude_self
 
     def forward(self, anchor, candidates, anchor_labels, candidate_labels, anchor_ids=None, candidate_ids=None) -> torch.Tensor:
         use_ids = self.exclusion_radius >= 0
@@ -170,6 +172,12 @@ class InfoNCELoss(nn.Module):
         if use_ids:
             same = anchor_ids[:, None, 0] == candidate_ids[None, :, 0]
             exclude = same & ((anchor_ids[:, None, 1] - candidate_ids[None, :, 1]).abs() <= self.exclusion_radius) & ~pos
+        if self.exclude_self:
+            if logits.shape[0] != logits.shape[1]:
+                raise ValueError("exclude_self needs the anchors as candidates")
+            eye = torch.eye(len(logits), dtype=torch.bool, device=logits.device)
+            pos = pos & ~eye
+            exclude = eye if exclude is None else exclude | eye
         loss = self._direction(logits, pos, exclude)
         if self.symmetric:
             if logits.shape[0] != logits.shape[1]:
@@ -209,6 +217,54 @@ class LiftedStructuredLoss(nn.Module):
         j = torch.logaddexp(row[:, None], row[None, :]) + d
         j = torch.where(pos & torch.isfinite(j), j, torch.zeros_like(j))
         return 0.5 * (F.relu(j) ** 2).sum() / pos.sum().clamp_min(1)
+
+
+class NCELoss(nn.Module):
+    """Noise-contrastive estimation against a memory bank (Wu et al. 2018), as PIRL uses it
+    (Misra & van der Maaten 2019; VISSL's ``NCECriterion``): with ``p = exp(s / T) / Z`` for the
+    cosine similarity s of a representation to bank entries, the positive is classified as data and
+    each of the K negatives as noise from the uniform distribution over the ``num_data`` entries:
+
+        loss = -mean_i [ log p_i+ / (p_i+ + K / n) + sum_k log (K / n) / (p_ik + K / n) ].
+
+    ``Z`` estimates the partition function once, on the first batch: the mean of ``exp(s / T)``
+    over it times ``n`` (averaged over ranks under DDP); it is a buffer, saved in checkpoints.
+
+    Shapes: representations (B, D), positives (B, D) (their bank entries), negatives (B, K, D).
+    """
+
+    def __init__(self, num_data: int, temperature: float = 0.07) -> None:
+        super().__init__()
+        self.num_data, self.temperature = num_data, temperature
+        self.register_buffer("Z", torch.tensor(-1.0, dtype=torch.float64))
+
+    def forward(self, v: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        v = F.normalize(_full(v), dim=1)
+        s = torch.cat([(v * positives).sum(1, keepdim=True), torch.einsum("bd,bkd->bk", v, negatives)], 1)
+        e = torch.exp(s / self.temperature)
+        if self.Z < 0:
+            z = torch.tensor(e.detach().mean().item() * self.num_data, dtype=torch.float64, device=self.Z.device)
+            self.Z.fill_(distributed.all_reduce_mean(float(z), z.device))
+        p = e / self.Z.to(e.dtype)
+        noise = negatives.shape[1] / self.num_data
+        data = torch.log(p[:, 0] / (p[:, 0] + noise))
+        rest = torch.log(noise / (p[:, 1:] + noise)).sum(1)
+        return -(data + rest).mean()
+
+
+class MemoryInfoNCELoss(nn.Module):
+    """InfoNCE against a memory bank: cross-entropy of each representation's similarities (cosine /
+    ``temperature``) to its positive bank entry and its K negative entries, the positive as the class
+    (VISSL's ``nce_loss_with_memory`` with ``loss_type: cross_entropy``). Same shapes as ``NCELoss``."""
+
+    def __init__(self, temperature: float = 0.07) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, v: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        v = F.normalize(_full(v), dim=1)
+        s = torch.cat([(v * positives).sum(1, keepdim=True), torch.einsum("bd,bkd->bk", v, negatives)], 1)
+        return F.cross_entropy(s / self.temperature, torch.zeros(len(v), dtype=torch.long, device=v.device))
 
 
 LOSSES = ("triplet", "npairs", "infonce", "lifted")

@@ -89,6 +89,7 @@ class RelPosSection:
     jitter: int = 2  # random shift of each patch, up to this many pixels
     tile_size: int = 32  # patches are resized to this before the network
     aberration: str = "grayscale"  # against chromatic aberration: grayscale | noise (two channels replaced by noise)
+    aberration_prob: float = 0.5  # the share of patches treated so
     head_hidden: int = 256  # on the two patches' embeddings, concatenated
 
 
@@ -98,12 +99,16 @@ class PIRLSection:
     NCE against a memory bank of every training frame."""
 
     batch_size: int = 12  # frames per step (plus nine tiles each)
+    # nce: the paper's noise-contrastive estimation; infonce: cross-entropy over the positive and the
+    # negatives (VISSL's loss_type cross_entropy), the default: measured to learn where nce did not (docs/pretext.md)
+    loss: str = "infonce"
     temperature: float = 0.07
     negatives: int = 1024  # bank entries drawn as negatives per positive
     momentum: float = 0.5  # bank update: m <- momentum m + (1 - momentum) f(v_I), renormalized
     projection_dim: int = 128
     loss_weight: float = 0.5  # lambda: lambda L(m, g(v_T)) + (1 - lambda) L(m, f(v_I))
     permutations: int = 100
+    permutation_seed: int = 0
     tiles: TileSection = field(default_factory=TileSection)
 
 
@@ -147,13 +152,15 @@ METHODS: dict[str, MethodSpec] = {
         "relpos", RelPosSection, "tcn_robot.pretext.relpos:RelativePosition",
         "relative position: predict where a patch lies around the centre patch",
         {"batch_size": (1, 65536), "patch": (2, 1024), "gap": (0, 1024), "jitter": (0, 1024), "tile_size": (8, 1024),
-         "head_hidden": (0, 65536)},
+         "aberration_prob": (0.0, 1.0), "head_hidden": (0, 65536)},
         {"aberration": ("grayscale", "noise")}),
     "pirl": MethodSpec(
         "pirl", PIRLSection, "tcn_robot.pretext.pirl:PIRL",
         "PIRL: a frame and its shuffled tiles attract, memory-bank frames repel (NCE)",
         {"batch_size": (1, 65536), "temperature": (1e-3, 100.0), "negatives": (1, 10**6), "momentum": (0.0, 1.0),
-         "projection_dim": (1, 65536), "loss_weight": (0.0, 1.0), "permutations": (2, 1000), **TILE_RANGES}),
+         "projection_dim": (1, 65536), "loss_weight": (0.0, 1.0), "permutations": (2, 1000),
+         "permutation_seed": (0, 2**31 - 1), **TILE_RANGES},
+        {"loss": ("nce", "infonce")}),
 }
 
 

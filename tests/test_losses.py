@@ -6,8 +6,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tcn_robot.losses import InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
-
+from tcn_robot.losses import InfoNCELoss, LiftedStructuredLoss, MemoryInfoNCELoss, NCELoss, NPairsLoss, TripletLoss
 
 
 @pytest.fixture(autouse=True)
@@ -97,6 +96,33 @@ def naive_lifted(x, y, m):
     return total / (2 * pairs)
 
 
+def naive_ntxent(z, y, t):
+    """SimCLR's NT-Xent over the 2N rows of z: each row against every other row."""
+    z = z / z.norm(dim=1, keepdim=True)
+    losses = []
+    for i in range(len(z)):
+        others = [k for k in range(len(z)) if k != i]
+        logits = torch.stack([z[i] @ z[k] / t for k in others])
+        lse = torch.logsumexp(logits, 0)
+        pos = [n for n, k in enumerate(others) if y[k] == y[i]]
+        losses.append(-sum(logits[n] - lse for n in pos) / len(pos))
+    return torch.stack(losses).mean()
+
+
+def naive_nce(v, pos, neg, num_data, t):
+    """Wu et al.'s NCE with the partition function estimated on this batch (PIRL's loss)."""
+    v = v / v.norm(dim=1, keepdim=True)
+    e = [[torch.exp(v[i] @ pos[i] / t)] + [torch.exp(v[i] @ neg[i, k] / t) for k in range(neg.shape[1])] for i in range(len(v))]
+    z = float(sum(x.item() for row in e for x in row) / (len(v) * (1 + neg.shape[1])) * num_data)
+    noise = neg.shape[1] / num_data
+    total = 0
+    for i, row in enumerate(e):
+        total = total - torch.log((row[0] / z) / (row[0] / z + noise))
+        for x in row[1:]:
+            total = total - torch.log(noise / (x / z + noise))
+    return total / len(v)
+
+
 def inputs(kind, n=12, d=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g)
@@ -157,6 +183,43 @@ def test_lifted_matches_naive(kind):
     check(lambda x, y: LiftedStructuredLoss(1.0)(x, y), lambda x, y: naive_lifted(x, y, 1.0), x, y)
 
 
+@pytest.mark.parametrize("kind", ["random", "ties"])
+def test_ntxent_matches_naive(kind):
+    x, _ = inputs(kind)
+    y = torch.arange(len(x)) % (len(x) // 2)  # SimCLR's layout: first views, then second views
+    check(lambda x, y: InfoNCELoss(0.5, exclude_self=True, gather=False)(x, x, y, y), lambda x, y: naive_ntxent(x, y, 0.5), x, y)
+
+
+def test_nce_matches_naive_and_keeps_its_partition_estimate():
+    g = torch.Generator().manual_seed(1)
+    v = torch.randn(6, 5, generator=g).requires_grad_()
+    bank = torch.nn.functional.normalize(torch.randn(50, 5, generator=g), dim=1)
+    pos, neg = bank[:6], bank[torch.randint(50, (6, 7), generator=g)]
+    loss_fn = NCELoss(num_data=50, temperature=0.07)
+    check(lambda v, p, n: loss_fn(v, p, n), lambda v, p, n: naive_nce(v, p, n, 50, 0.07), v, pos, neg)
+    z = loss_fn.Z.item()
+    assert z > 0
+    loss_fn(v.detach() + 1.0, pos, neg)  # a later batch is scored against the first batch's estimate
+    assert loss_fn.Z.item() == z and "Z" in loss_fn.state_dict()
+
+
+def test_memory_infonce_matches_naive():
+    g = torch.Generator().manual_seed(2)
+    v = torch.randn(5, 4, generator=g).requires_grad_()
+    bank = torch.nn.functional.normalize(torch.randn(30, 4, generator=g), dim=1)
+    pos, neg = bank[:5], bank[torch.randint(30, (5, 6), generator=g)]
+
+    def naive(v, p, n):
+        v = v / v.norm(dim=1, keepdim=True)
+        total = 0
+        for i in range(len(v)):
+            logits = torch.stack([v[i] @ p[i]] + [v[i] @ n[i, k] for k in range(n.shape[1])]) / 0.07
+            total = total - (logits[0] - torch.logsumexp(logits, 0))
+        return total / len(v)
+
+    check(lambda v, p, n: MemoryInfoNCELoss(0.07)(v, p, n), naive, v, pos, neg)
+
+
 def test_infonce_masking_is_finite_in_bf16():
     x, y = inputs("random", n=16)
     a, c = x[::2].detach().bfloat16().requires_grad_(), x[1::2].detach().bfloat16()
@@ -193,7 +256,20 @@ def _make(name):
         "npairs": lambda e, y: NPairsLoss(0.002)(e[0::2], e[1::2], y[0::2], y[1::2]),
         "infonce": lambda e, y: InfoNCELoss(0.2, symmetric=True)(e[0::2], e[1::2], y[0::2], y[1::2]),
         "lifted": lambda e, y: LiftedStructuredLoss(1.0)(e, y),
+        "ntxent": lambda e, y: InfoNCELoss(0.5, exclude_self=True)(e, e, y, y),  # SimCLR's call
     }[name]
+
+
+NAMES = ("triplet", "npairs", "infonce", "lifted", "ntxent")
+
+
+def _labels(name, n=16, world=2):
+    """Pairs within each rank's rows; SimCLR's layout for ntxent: each rank's first views, then its
+    second views, labels offset by rank (``SimCLR.forward``)."""
+    if name != "ntxent":
+        return torch.arange(n) // 2
+    b = n // world // 2
+    return torch.cat([(torch.arange(b) + r * b).repeat(2) for r in range(world)])
 
 
 def _rank(rank, world, port, x, y, out):
@@ -203,8 +279,9 @@ def _rank(rank, world, port, x, y, out):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
-        n = len(y) // world
-        for name in ("triplet", "npairs", "infonce", "lifted"):
+        n = len(x) // world
+        for name in NAMES:
+            y = _labels(name)
             local = x[rank * n : (rank + 1) * n].clone().requires_grad_()
             loss = _make(name)(local, y[rank * n : (rank + 1) * n])
             loss.backward()
@@ -216,20 +293,19 @@ def _rank(rank, world, port, x, y, out):
 def test_two_process_gather_gives_the_one_process_loss_and_gradients():
     x, _ = inputs("random", n=16)
     x = x.detach()
-    y = torch.arange(16) // 2  # pairs (anchor, positive) stay within a rank's half
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     port = _free_port()
-    procs = [ctx.Process(target=_rank, args=(r, 2, port, x, y, out)) for r in range(2)]
+    procs = [ctx.Process(target=_rank, args=(r, 2, port, x, None, out)) for r in range(2)]
     for p in procs:
         p.start()
-    results = [out.get(timeout=120) for _ in range(8)]
+    results = [out.get(timeout=120) for _ in range(2 * len(NAMES))]
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    for name in ("triplet", "npairs", "infonce", "lifted"):
+    for name in NAMES:
         full = x.clone().requires_grad_()
-        loss = _make(name)(full, y)
+        loss = _make(name)(full, _labels(name))
         loss.backward()
         for _, rank, value, grad in (r for r in results if r[0] == name):
             assert value == pytest.approx(loss.item(), abs=1e-10), name

@@ -134,6 +134,36 @@ class SingleViewTCNBatches(_Batches):
         return {k: torch.from_numpy(np.concatenate(v)) for k, v in out.items()}
 
 
+class FrameBatches(_Batches):
+    """Single frames for the image pretext methods: ``batch_size`` (episode, time, view) triples
+    drawn uniformly from the frames of one rank's episodes.
+
+    Yields: frames (B, H, W, 3) uint8; index (B,) int64, the frame's number among every frame of
+    every view of the dataset's episodes (the same on every rank: PIRL's memory-bank row); episode,
+    time, view (B,) int64.
+    """
+
+    def __init__(self, cache: FrameCache, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(cache, seed, rank, world_size)
+        self.batch_size = batch_size
+        sizes = [a.shape[0] * a.shape[1] for a in cache.arrays]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.num_frames = int(self.offsets[-1])
+        weights = np.array([sizes[i] for i in self.episodes], float)
+        self.p = weights / weights.sum()
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        eps = rng.choice(self.episodes, self.batch_size, p=self.p)
+        frames, out = [], {k: [] for k in ("index", "episode", "time", "view")}
+        for e in eps:
+            arr = self.cache.arrays[e]
+            t, v = int(rng.integers(arr.shape[0])), int(rng.integers(arr.shape[1]))
+            frames.append(arr[t, v])
+            for k, x in (("index", self.offsets[e] + t * arr.shape[1] + v), ("episode", e), ("time", t), ("view", v)):
+                out[k].append(x)
+        return {"frames": torch.from_numpy(np.stack(frames)), **{k: torch.tensor(v, dtype=torch.int64) for k, v in out.items()}}
+
+
 class FrameAttributes(TorchDataset):
     """Every frame of every view with its five attribute labels (contact, distance,
     liquid_flowing, has_liquid, container_angle). Episodes without states are left out.

@@ -26,7 +26,7 @@ from ..device import pick_device
 from ..io import write_json
 from ..models import EmbeddingNet
 from ..processes import StopRequest
-from ..runs import METRICS, TENSORBOARD
+from ..runs import METRICS, TENSORBOARD, checkpoint
 from .method import Method, Objective
 
 
@@ -65,7 +65,6 @@ class Engine:
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.step, self.best, self.history, self.val_log = 0, math.inf, [], []
         self.wall_before, self.frames_seen = 0.0, 0  # wall time and frames of the run before a resume
-        self.ckpt = self.run / "checkpoints"
 
     # ----------------------------------------------------------------- state
     def _state(self) -> dict:
@@ -111,7 +110,7 @@ class Engine:
 
     def _save(self, name: str) -> None:
         if distributed.is_main():
-            save_checkpoint(self.ckpt / name, self._state())
+            save_checkpoint(checkpoint(self.run, name), self._state())
         self.saved_at = time.perf_counter()
 
     # ----------------------------------------------------------------- loop
@@ -120,7 +119,7 @@ class Engine:
         state ``restore`` loaded; returns the final metrics. Ctrl-C or SIGTERM stops between two steps
         after saving ``last.pt`` (then raises ``KeyboardInterrupt``)."""
         total = steps if steps is not None else self.cfg.steps
-        last = self.ckpt / "last.pt"
+        last = checkpoint(self.run, "last.pt")
         self.started = self.saved_at = time.perf_counter()
         resume = resumed
         if not resumed:
