@@ -159,3 +159,10 @@ def test_a_tiny_run_beats_chance_and_its_checkpoint_works_downstream(name, data,
     assert main(["train-rl", "--out", str(tmp_path / "rl"), "--reward", "tcn", "--encoder", str(best), "--demo", demo,
                  "--steps", "16", "--n-envs", "1", "env.episode_steps=16", "env.num_particles=10", "env.image_size=32",
                  "rl.eval_every=16", "rl.eval_episodes=1", "rl.ppo.n_steps=16", "rl.ppo.batch_size=16", "rl.ppo.n_epochs=1"]) == 0
+
+
+def test_the_docs_describe_every_registered_method():
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "pretext.md").read_text()
+    assert all(f"`{name}`" in text for name in PRETEXT)
