@@ -26,7 +26,8 @@ from tcn_robot.config import load_config
 from tcn_robot.data.episodes import load_episode
 from tcn_robot.envs import PourEnv
 from tcn_robot.envs.demonstrators import pour_plan
-from tcn_robot.evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
+from tcn_robot.config import BASELINES
+from tcn_robot.evaluate.encoders import baseline_encoder, checkpoint_encoder
 from tcn_robot.config import RewardConfig
 from tcn_robot.reward import appended_observation, episode_tcn_rewards
 from tcn_robot.rl import ALGOS, learned_reward_parts, observation_parts

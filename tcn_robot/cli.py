@@ -167,8 +167,10 @@ def _train_rl(args: argparse.Namespace) -> None:
                          "encoder": "rl.encoder", "observe_encoder": "rl.observe_encoder", "demo": "rl.demo",
                          "demo_view": "rl.demo_view"}, _resumed(args))
     learned = cfg.rl.reward != "env"
+    from .config import BASELINES
+
     encoders = (("--encoder", cfg.rl.encoder), ("--observe-encoder", cfg.rl.observe_encoder))
-    _precheck(args, "train-rl", files=tuple((k, f) for k, f in encoders if learned and f and f not in ("random", "pixels")),
+    _precheck(args, "train-rl", files=tuple((k, f) for k, f in encoders if learned and f and f not in BASELINES),
               folders=(("--demo", cfg.rl.demo),) if learned and cfg.rl.demo else ())
     from .rl import train_rl
 
@@ -277,7 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Alignment error, attribute classification error, linear probe, Kendall's tau, cycle "
                        "consistency and reward quality of checkpoints and baselines on held-out episodes.")
     p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH", help="a trained checkpoint (repeatable)")
-    p.add_argument("--baseline", action="append", default=[], choices=["random", "pixels"], help="an untrained baseline (repeatable)")
+    from .config import BASELINES
+
+    p.add_argument("--baseline", action="append", default=[], choices=BASELINES,
+                   help="an untrained baseline (repeatable): random init (degenerate: nearly one vector for every frame), "
+                        "random-features (the untrained trunk's pooled features, standardized), pixels")
     p.add_argument("--data", type=Path, required=True, help="held-out dataset folder")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--demo", type=Path, default=None, help="human-proxy demo episode for the reward reading (evaluate.demo)")
@@ -302,8 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="rl.algo")
     p.add_argument("--reward", choices=["env", "tcn", "goal"], default=None,
                    help="rl.reward: env (ground truth), tcn (the paper's time-indexed TCN reward), goal (XIRL's goal distance)")
-    p.add_argument("--encoder", default=None, metavar="CHECKPOINT|random|pixels", help="rl.encoder for tcn/goal rewards")
-    p.add_argument("--observe-encoder", default=None, metavar="CHECKPOINT|random|pixels",
+    p.add_argument("--encoder", default=None, metavar="CHECKPOINT|random|random-features|pixels", help="rl.encoder for tcn/goal rewards")
+    p.add_argument("--observe-encoder", default=None, metavar="CHECKPOINT|random|random-features|pixels",
                    help="rl.observe_encoder: the encoder whose embeddings rl.append_embedding adds to the observation "
                         "(default: --encoder)")
     p.add_argument("--demo", default=None, metavar="EPISODE_DIR", help="rl.demo: the demonstration episode")

@@ -20,6 +20,7 @@ from .io import atomic_write_text
 from .methods import METHODS
 
 DEFAULT_CONFIG = "quickstart.yaml"
+BASELINES = ("random", "random-features", "pixels")  # encoders without training (evaluate/encoders.py)
 
 
 @dataclass
@@ -34,6 +35,8 @@ class ModelConfig:
     embedding_dim: int = 32
     normalize: bool = True  # L2-normalize the embedding
     pretrained: str = ""  # local path of torchvision-format ResNet-18 weights, loaded at construction
+    context: int = 1  # frames one embedding reads, ending at its frame (a clip encoder when > 1: CVRL's)
+    context_stride: int = 1  # steps between those frames
 
 
 @dataclass
@@ -249,7 +252,8 @@ CHOICES = {
 RANGES = {
     "pipeline": {"seed": SEED, "video_size": (8, 1024), "heldout_episodes": (1, 10**6), "heldout_seed": SEED, "replay_episodes": (1, 10**4)},
     "record": {"episodes": (1, 10**7), "views": (1, 16), "image_size": (16, 1024), "seed": SEED, "workers": (1, 256)},
-    "model": {"image_size": (8, 1024), "width": (1, 1024), "head_channels": (1, 4096), "hidden": (1, 65536), "embedding_dim": (1, 4096)},
+    "model": {"image_size": (8, 1024), "width": (1, 1024), "head_channels": (1, 4096), "hidden": (1, 65536), "embedding_dim": (1, 4096),
+              "context": (1, 256), "context_stride": (1, 256)},
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
                 "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0)},
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,

@@ -112,6 +112,46 @@ class PIRLSection:
     tiles: TileSection = field(default_factory=TileSection)
 
 
+@dataclass
+class CPCSection:
+    """``cpc.*``: contrastive predictive coding (van den Oord et al. 2018; Henaff et al. 2019) over time:
+    a GRU summarizes the embeddings of past frames, a linear map per step ahead predicts the future ones."""
+
+    batch_size: int = 8  # windows per step
+    window: int = 16  # frames per window
+    stride: int = 2  # steps between the window's frames
+    steps_ahead: int = 4  # K: predict 1..K frames ahead
+    context_dim: int = 128  # the GRU's state
+    temperature: float = 0.1
+
+
+@dataclass
+class ShuffleLearnSection:
+    """``shuffle_learn.*``: Shuffle & Learn (Misra et al. 2016): are three frames in temporal order?"""
+
+    batch_size: int = 42  # tuples per step (three frames each)
+    window: int = 30  # steps a tuple's five candidate frames are drawn from, where the video moves
+    positive_share: float = 0.25  # tuples in order (the paper's share)
+    head_hidden: int = 256  # on the three frames' embeddings, concatenated
+
+
+@dataclass
+class CVRLSection:
+    """``cvrl.*``: CVRL (Qian et al. 2020): two clips of one video attract, clips of other videos repel."""
+
+    batch_size: int = 8  # clip pairs per step
+    clip_length: int = 8  # frames per clip (the network's model.context)
+    stride: int = 2  # steps between a clip's frames (model.context_stride)
+    max_gap: int = 0  # largest gap between the two clips' starts (0: as far as the episode allows)
+    temperature: float = 0.1
+    projector_hidden: int = 512
+    projector_dim: int = 128
+    crop_scale: tuple[float, float] = (0.3, 1.0)  # one crop and one colour jitter per clip
+    jitter_strength: float = 0.5
+    jitter_prob: float = 0.8
+    grayscale_prob: float = 0.2
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     section: str  # the config section of its settings
@@ -161,6 +201,21 @@ METHODS: dict[str, MethodSpec] = {
          "projection_dim": (1, 65536), "loss_weight": (0.0, 1.0), "permutations": (2, 1000),
          "permutation_seed": (0, 2**31 - 1), **TILE_RANGES},
         {"loss": ("nce", "infonce")}),
+    "cpc": MethodSpec(
+        "cpc", CPCSection, "tcn_robot.pretext.cpc:CPC",
+        "CPC: from the past frames of a video, tell its frames 1..K steps ahead from other frames (InfoNCE)",
+        {"batch_size": (1, 65536), "window": (2, 4096), "stride": (1, 1000), "steps_ahead": (1, 1000), "context_dim": (1, 65536),
+         "temperature": (1e-3, 100.0)}),
+    "shuffle-learn": MethodSpec(
+        "shuffle_learn", ShuffleLearnSection, "tcn_robot.pretext.shuffle_learn:ShuffleLearn",
+        "Shuffle & Learn: are three frames of a moving window in temporal order?",
+        {"batch_size": (1, 65536), "window": (5, 10**5), "positive_share": (0.01, 0.99), "head_hidden": (0, 65536)}),
+    "cvrl": MethodSpec(
+        "cvrl", CVRLSection, "tcn_robot.pretext.cvrl:CVRL",
+        "CVRL: two clips of one video attract, clips of other videos repel (a clip encoder, causal)",
+        {"batch_size": (2, 65536), "clip_length": (2, 256), "stride": (1, 256), "max_gap": (0, 10**6), "temperature": (1e-3, 100.0),
+         "projector_hidden": (1, 65536), "projector_dim": (1, 65536), "crop_scale": (0.01, 1.0), "jitter_strength": (0.0, 1.0),
+         "jitter_prob": (0.0, 1.0), "grayscale_prob": (0.0, 1.0)}),
 }
 
 

@@ -126,8 +126,14 @@ class TCNHead(nn.Module):
 
 
 class EmbeddingNet(nn.Module):
-    """Images -> embeddings. ``forward`` takes preprocessed float images (B, 3, S, S);
-    ``embed`` takes raw uint8 frames (B, H, W, 3) and applies exactly the training preprocessing."""
+    """Images -> embeddings. ``raw`` and ``forward`` take preprocessed float images (B, 3, S, S);
+    ``embed`` takes uint8 frames (N, H, W, 3) of one video in time order and applies exactly the
+    training preprocessing.
+
+    With ``cfg.context`` T > 1 (a clip encoder, CVRL's) a frame's embedding reads the T frames ending
+    at it, ``cfg.context_stride`` s apart: a temporal convolution over their per-frame embeddings
+    (``window``). It is causal: the first frames of a video repeat frame 0 for what came before.
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -141,17 +147,41 @@ class EmbeddingNet(nn.Module):
         else:
             raise UserError(f"model.encoder must be 'small' or 'resnet18', got {cfg.encoder!r}")
         self.head = TCNHead(self.encoder.out_channels, cfg.head_channels, cfg.hidden, cfg.embedding_dim)
+        if cfg.context > 1:
+            self.temporal = nn.Conv1d(cfg.embedding_dim, cfg.embedding_dim, kernel_size=cfg.context)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def span(self) -> int:
+        """How many frames one embedding reads: (context - 1) * stride + 1."""
+        return (self.cfg.context - 1) * self.cfg.context_stride + 1
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Preprocessed images (B, 3, S, S) -> embeddings (B, D), L2-normalized if ``cfg.normalize``."""
-        z = self.raw(images)
-        return F.normalize(z, dim=1) if self.cfg.normalize else z
+        """Preprocessed images (B, 3, S, S) -> per-frame embeddings (B, D), L2-normalized if ``cfg.normalize``."""
+        return self._finish(self.raw(images))
 
     def raw(self, images: torch.Tensor) -> torch.Tensor:
-        """The embedding before normalization (B, D) float32: what a method's head sits on."""
+        """The per-frame embedding before normalization (B, D) float32: what a method's head sits on."""
         return self.head(self.encoder(images)).float()
+
+    def _finish(self, z: torch.Tensor) -> torch.Tensor:
+        return F.normalize(z, dim=-1) if self.cfg.normalize else z
+
+    def window(self, raw: torch.Tensor) -> torch.Tensor:
+        """Per-frame raw embeddings of clips (B, context, D), ``context_stride`` apart -> the clips'
+        embeddings (B, D): the embedding of each clip's last frame."""
+        if self.cfg.context == 1:
+            return self._finish(raw[:, -1])
+        return self._finish(self.temporal(raw.transpose(1, 2)).squeeze(-1))
+
+    def causal(self, raw: torch.Tensor) -> torch.Tensor:
+        """Per-frame raw embeddings of one video (N, D) in time order -> every frame's embedding (N, D)."""
+        if self.cfg.context == 1:
+            return self._finish(raw)
+        padded = torch.cat([raw[:1].expand(self.span - 1, -1), raw])  # before the video: its first frame
+        z = F.conv1d(padded.T[None], self.temporal.weight, self.temporal.bias, dilation=self.cfg.context_stride)
+        return self._finish(z[0].T)
 
     def to_unit(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) on any device -> float (B, 3, S, S) in [0, 1] on the model's device."""
@@ -170,19 +200,27 @@ class EmbeddingNet(nn.Module):
         return self.normalize(self.to_unit(frames))
 
     @torch.no_grad()
-    def embed(self, frames, batch_size: int = 256) -> torch.Tensor:
-        """uint8 frames (N, H, W, 3) (numpy or tensor) -> embeddings (N, D) float32 on the CPU,
-        in eval mode, in batches."""
+    def frame_features(self, frames, batch_size: int = 256) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) (numpy or tensor) -> raw per-frame embeddings (N, D) float32 on the
+        CPU, in eval mode, in batches."""
         was_training = self.training
         self.eval()
         frames = torch.from_numpy(np.array(frames)) if isinstance(frames, np.ndarray) else torch.as_tensor(frames)
-        out = [self(self.preprocess(frames[i : i + batch_size])).cpu() for i in range(0, len(frames), batch_size)]
+        out = [self.raw(self.preprocess(frames[i : i + batch_size])).cpu() for i in range(0, len(frames), batch_size)]
         self.train(was_training)
         return torch.cat(out) if out else torch.zeros(0, self.cfg.embedding_dim)
 
+    @torch.no_grad()
+    def embed(self, frames, batch_size: int = 256) -> torch.Tensor:
+        """uint8 frames (N, H, W, 3) of one video in time order -> embeddings (N, D) float32 on the CPU,
+        in eval mode (with ``context`` 1 the frames may be any set: each is embedded alone)."""
+        was_training = self.training
+        self.eval()
+        z = self.causal(self.frame_features(frames, batch_size).to(self.mean.device)).cpu()
+        self.train(was_training)
+        return z
+
 
 def embed_episode(net: EmbeddingNet, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """An episode's frames (T, V, H, W, 3) uint8 -> embeddings (V, T, D)."""
-    t, v = frames.shape[:2]
-    z = net.embed(np.ascontiguousarray(frames.reshape(t * v, *frames.shape[2:])), batch_size)
-    return z.view(t, v, -1).transpose(0, 1).numpy()
+    """An episode's frames (T, V, H, W, 3) uint8 -> embeddings (V, T, D), each view a video."""
+    return np.stack([net.embed(np.ascontiguousarray(frames[:, v]), batch_size).numpy() for v in range(frames.shape[1])])

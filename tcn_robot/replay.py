@@ -16,11 +16,10 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from . import UserError, runs
-from .config import Config, load_config
+from .config import BASELINES, Config, load_config
 from .data.episodes import load_episode
 from .device import pick_device
 from .evaluate import plots
-from .evaluate.encoders import BASELINES
 from .io import write_json
 from .policy_io import load_policy
 from .reward import demo_index

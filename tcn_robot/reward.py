@@ -72,12 +72,13 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     The envs must put their agent-view frame in ``info["agent_frame"]`` (``env.frame_in_info``):
     the frame is rendered in the env's own process (in parallel under SubprocVecEnv) at the
     instant the step ends, so the last step of an episode is scored on its own frame although
-    the VecEnv has already reset. The env's reward stays in ``info["env_reward"]``; the learned
-    one in ``info["learned_reward"]`` too.
+    the VecEnv has already reset. Each env's frames are a video to the encoder (``streams``): a
+    clip encoder's embedding reads the frames before the current one, from its episode only. The
+    env's reward stays in ``info["env_reward"]``; the learned one in ``info["learned_reward"]`` too.
 
     Args:
         venv: the vectorized pouring envs.
-        encoder: frames uint8 (N, H, W, 3) -> embeddings (N, D) (e.g. an ``evaluate.encoders.Encoder``).
+        encoder: an ``evaluate.encoders.Encoder``.
         demo_embeddings: (T_d, D) embeddings of the demonstration frames.
         cfg: the constants a, b, g and the alignment window of the TCN reward.
         kind: ``tcn`` (time-indexed, the paper's) or ``goal`` (XIRL's distance to the demo's last frame).
@@ -106,6 +107,9 @@ class LearnedRewardVecEnv(VecEnvWrapper):
                                    np.concatenate([obs_space.high, np.full(d, np.inf, np.float32)]), dtype=np.float32)
         super().__init__(venv, observation_space=obs_space)
         self.t = np.zeros(venv.num_envs, dtype=int)
+        # one history per env: a clip encoder's embedding of a frame reads the frames before it
+        self.streams = encoder.streams(venv.num_envs)
+        self.obs_streams = (self.streams if observe[0] is encoder else observe[0].streams(venv.num_envs)) if self.append else None
 
     def _demo_index(self, t: np.ndarray) -> np.ndarray:
         return demo_index(t, self.episode_steps + 1, len(self.demo))
@@ -122,33 +126,38 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def reset(self):
         obs = self.venv.reset()
         self.t[:] = 0
+        frames = np.stack([info["agent_frame"] for info in self.venv.reset_infos])
+        every = np.arange(self.num_envs)
+        self.streams.restart(every, frames)
         if not self.append:
             return obs
-        frames = np.stack([info["agent_frame"] for info in self.venv.reset_infos])
-        return self._augment(obs, self.obs_encoder(frames), self.t)
+        emb = self.obs_streams.restart(every, frames) if self.obs_streams is not self.streams else self.streams._embed(every)
+        return self._augment(obs, emb, self.t)
 
     def step_wait(self):
         obs, env_rewards, dones, infos = self.venv.step_wait()
         self.t += 1
-        n = self.num_envs
-        frames = [info["agent_frame"] for info in infos]
-        if self.append:  # the new episodes' first frames, to extend their observations
-            frames += [self.venv.reset_infos[i]["agent_frame"] for i in np.flatnonzero(dones)]
-        frames = np.stack(frames)
-        shared = self.append and self.obs_encoder is self.encoder
-        emb = self.encoder(frames if shared else frames[:n])
-        rewards = self.rewards(emb[:n], self.t).astype(np.float32)
+        frames = np.stack([info["agent_frame"] for info in infos])
+        emb = self.streams.step(frames)
+        rewards = self.rewards(emb, self.t).astype(np.float32)
         for i, info in enumerate(infos):
             info["env_reward"] = float(env_rewards[i])
             info["learned_reward"] = float(rewards[i])
             del info["agent_frame"]
-        if self.append:
-            emb = emb if shared else self.obs_encoder(frames)
-            for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = self._augment(infos[i]["terminal_observation"][None], emb[i : i + 1], self.t[i : i + 1])[0]
-            current = emb[:n].copy()
-            current[dones] = emb[n:]
+        done = np.flatnonzero(dones)
+        starts = np.stack([self.venv.reset_infos[i]["agent_frame"] for i in done]) if len(done) else None
+        if not self.append:
+            if len(done):
+                self.streams.restart(done, starts)  # the new episodes' first frames
             self.t[dones] = 0
-            return self._augment(obs, current, self.t), rewards, dones, infos
+            return obs, rewards, dones, infos
+        shared = self.obs_streams is self.streams
+        current = emb if shared else self.obs_streams.step(frames)
+        for i in done:
+            infos[i]["terminal_observation"] = self._augment(infos[i]["terminal_observation"][None], current[i : i + 1], self.t[i : i + 1])[0]
+        if len(done):
+            current = current.copy()
+            restarted = self.streams.restart(done, starts)
+            current[done] = restarted if shared else self.obs_streams.restart(done, starts)
         self.t[dones] = 0
-        return obs, rewards, dones, infos
+        return self._augment(obs, current, self.t), rewards, dones, infos

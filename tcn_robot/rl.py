@@ -34,7 +34,8 @@ from .config import Config, resume_changes, save_config
 from .data.episodes import EpisodeError, load_episode
 from .device import pick_device
 from .envs import PourEnv
-from .evaluate.encoders import BASELINES, baseline_encoder, checkpoint_encoder
+from .config import BASELINES
+from .evaluate.encoders import baseline_encoder, checkpoint_encoder
 from .io import write_json
 from .policy_io import load_policy, restore_replay_buffer, restore_reward_stats, save_policy
 from .processes import StopRequest, leave_interrupts_to_parent
@@ -54,9 +55,14 @@ def _make_env(cfg: Config):
 
 
 def _load_encoder(name: str, cfg: Config, device: torch.device):
-    """A TCN checkpoint's encoder, or the baseline ``random`` / ``pixels``."""
+    """A checkpoint's encoder, or a baseline (``BASELINES``; random-features takes its statistics from
+    every view of the demo)."""
     if name in BASELINES:
-        return baseline_encoder(name, cfg.model, cfg.train.seed, device)
+        reference = None
+        if name == "random-features":
+            demo = load_episode(cfg.rl.demo)
+            reference = np.concatenate([demo.read_view(v) for v in range(demo.num_views)])
+        return baseline_encoder(name, cfg.model, cfg.train.seed, device, reference=reference)
     return checkpoint_encoder(name, device)
 
 

@@ -107,17 +107,34 @@ def test_evaluate_writes_metrics_report_and_figures(tmp_path):
     data = tmp_path / "data"
     record_dataset(make_pour_config(num_particles=12), data, 6, 2, 32, 5, "human=0.5,robot=0.25,random=0.25")
     out = tmp_path / "eval"
-    rc = main(["evaluate", "--baseline", "random", "--baseline", "pixels", "--data", str(data), "--out", str(out),
-               "model.image_size=32", "model.width=8", "evaluate.probe_steps=20"])
+    rc = main(["evaluate", "--baseline", "random", "--baseline", "random-features", "--baseline", "pixels", "--data", str(data),
+               "--out", str(out), "model.image_size=32", "model.width=8", "evaluate.probe_steps=20"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())["encoders"]
-    assert set(m) == {"random init", "pixels 16x16"}
+    assert set(m) == {"random init", "random features", "pixels 16x16"}
     for name, r in m.items():
         assert 0 <= r["alignment_error"] <= 1 and 0 <= r["classification_error_same_view"] <= 1
         for f in r["plots"].values():
             assert (out / f).stat().st_size > 0
     report = (out / "report.md").read_text()
     assert "random init" in report and "pixels 16x16" in report
+
+
+def test_the_random_features_baseline_is_not_degenerate_where_random_init_is():
+    from tcn_robot.config import ModelConfig
+    from tcn_robot.evaluate.encoders import baseline_encoder
+
+    frames = np.random.default_rng(0).integers(0, 255, (64, 32, 32, 3), dtype=np.uint8)
+    frames[:32, :16] = 0  # two kinds of frame
+    model = ModelConfig(image_size=32, width=8)
+    cosines = {}
+    for kind in ("random", "random-features"):
+        z = baseline_encoder(kind, model, 0, "cpu", reference=frames)(frames)
+        assert np.allclose(np.linalg.norm(z, axis=1), 1, atol=1e-5)
+        cosines[kind] = float((z @ z.T)[np.triu_indices(64, 1)].mean())
+    assert cosines["random"] > 0.999 and cosines["random-features"] < 0.5, cosines
+    again = baseline_encoder("random-features", model, 0, "cpu", reference=frames)(frames[:5])
+    assert np.allclose(again, baseline_encoder("random-features", model, 0, "cpu", reference=frames)(frames)[:5], atol=1e-5)
 
 
 def test_reward_ordering_compares_only_the_groups_present():

@@ -75,6 +75,47 @@ def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     assert not np.allclose(np.array(env_rewards), got), "the env's own reward is kept apart in info"
 
 
+def test_a_clip_encoder_reward_reads_each_episodes_own_past_frames():
+    """With a clip encoder (context 3, stride 2), the streamed reward of every step equals the encoder's
+    causal embedding of that env's episode so far (its reset frame repeated before it), scored alone."""
+    import torch
+
+    from tcn_robot.evaluate.encoders import network_encoder
+    from tcn_robot.models import EmbeddingNet
+
+    torch.manual_seed(0)
+    net = EmbeddingNet(ModelConfig(image_size=32, width=8, head_channels=8, hidden=16, embedding_dim=6, context=3, context_stride=2))
+    net.train()
+    for m in net.modules():  # non-trivial batch-norm statistics, so that embeddings differ between frames
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(1e-4, 1e-3)
+    enc = network_encoder("clip", net.eval())
+    demo = np.random.default_rng(0).normal(size=(9, 6))
+    acts = actions(2, STEPS + 4, seed=3)
+    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
+    venv.seed(50)
+    venv.reset()
+    got = np.array([venv.step(a)[1] for a in acts])
+    for i in range(2):
+        env = PourEnv(make_pour_config(**ENV))
+        env.reset(seed=50 + i)
+        frames, want = [env.world.render([0])[0]], []
+        for k, a in enumerate(acts[:, i]):
+            _, _, term, _, _ = env.step(a)
+            frames.append(env.world.render([0])[0])
+            t = len(frames) - 1
+            w = enc(np.stack(frames))[-1]
+            j = int(demo_index(t, STEPS + 1, len(demo)))
+            near = range(max(0, j - RCFG.window), min(len(demo), j + RCFG.window + 1))
+            want.append(max(float(tcn_reward(w[None], demo[m]).numpy()[0]) for m in near))
+            if term:
+                env.reset()
+                frames = [env.world.render([0])[0]]
+        assert np.allclose(got[:, i], want, atol=1e-5)
+    assert np.ptp(got) > 0
+
+
 def test_learned_return_logger_sums_each_episode_of_each_env(parts):
     from tcn_robot.rl import LearnedReturnLogger
 
@@ -222,18 +263,18 @@ def test_ppo_exploration_options_reach_the_model(tmp_path):
 def test_sac_trains_resumes_with_its_replay_buffer_and_replays(tmp_path, demo_episode):
     run = tmp_path / "run"
     common = ["--algo", "sac", "--reward", "tcn", "--encoder", "pixels", "--demo", str(demo_episode), "--n-envs", "2",
-              "env.episode_steps=20", "env.num_particles=10", "env.image_size=32", "rl.eval_every=64",
+              "env.episode_steps=16", "env.num_particles=10", "env.image_size=32", "rl.eval_every=64",
               "rl.eval_episodes=1", "rl.sac.learning_starts=32", "rl.sac.batch_size=16", "rl.sac.net_arch=[32,32]"]
-    assert main(["train-rl", "--out", str(run), "--steps", "96", *common]) == 0
+    assert main(["train-rl", "--out", str(run), "--steps", "64", *common]) == 0
     assert json.loads((run / "metrics.json").read_text())["algo"] == "sac"
     buffer = run / "checkpoints" / "last.replay.npz"
     with np.load(buffer) as z:
-        assert int(z["pos"]) == 96 // 2 and not z["full"]  # every transition (stored per env, 2 envs)
-        first = z["observations"][:48].copy()
-    assert main(["train-rl", "--out", str(run), "--steps", "160", "--resume", *common]) == 0
-    assert json.loads((run / "metrics.json").read_text())["steps"] == 160
+        assert int(z["pos"]) == 64 // 2 and not z["full"]  # every transition (stored per env, 2 envs)
+        first = z["observations"][:32].copy()
+    assert main(["train-rl", "--out", str(run), "--steps", "96", "--resume", *common]) == 0
+    assert json.loads((run / "metrics.json").read_text())["steps"] == 96
     with np.load(buffer) as z:  # the resumed run added every transition to the saved buffer
-        assert int(z["pos"]) == 160 // 2 and np.array_equal(z["observations"][:48], first)
+        assert int(z["pos"]) == 96 // 2 and np.array_equal(z["observations"][:32], first)
     assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay")]) == 0
 
 

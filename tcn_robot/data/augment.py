@@ -1,4 +1,5 @@
-"""Batched augmentation on the training device (kornia): random resized crop and colour jitter.
+"""Batched augmentation on the training device (kornia): random resized crop and colour jitter, per
+image or the same for every frame of a clip.
 
 Applied to [0, 1] images (B, 3, S, S) between ``EmbeddingNet.to_unit`` and ``normalize``; every
 image of a batch gets its own random parameters, drawn from torch's global generator (so a
@@ -12,11 +13,20 @@ from torch import nn
 from ..config import AugmentConfig
 
 
+def _augmentations(cfg: AugmentConfig, size: int) -> list[nn.Module]:
+    return [K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)),
+            K.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, p=cfg.jitter_prob)]
+
+
 def build_augment(cfg: AugmentConfig, size: int) -> nn.Module:
-    """The augmentation module, or the identity when disabled."""
+    """The augmentation of single images (B, 3, S, S), or the identity when disabled."""
+    return nn.Sequential(*_augmentations(cfg, size)) if cfg.enabled else nn.Identity()
+
+
+def build_clip_augment(cfg: AugmentConfig, size: int) -> nn.Module:
+    """The same augmentation for clips (B, T, 3, S, S): one crop and one colour jitter per clip, the
+    same for all its frames (kornia's ``VideoSequential``), so that what changes between a clip's
+    frames is the video's own motion."""
     if not cfg.enabled:
         return nn.Identity()
-    return nn.Sequential(
-        K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)),
-        K.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, p=cfg.jitter_prob),
-    )
+    return K.VideoSequential(*_augmentations(cfg, size), data_format="BTCHW", same_on_frame=True)

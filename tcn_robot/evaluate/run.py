@@ -31,10 +31,8 @@ from .metrics import (alignment_error, alignment_tau, classification_error, cycl
 
 
 def _embed(enc: Encoder, frames: np.ndarray) -> np.ndarray:
-    """(T, V, H, W, 3) -> (V, T, D)."""
-    t, v = frames.shape[:2]
-    z = enc(frames.reshape(t * v, *frames.shape[2:]))
-    return z.reshape(t, v, -1).transpose(1, 0, 2)
+    """(T, V, H, W, 3) -> (V, T, D), each view a video."""
+    return np.stack([enc(np.ascontiguousarray(frames[:, v])) for v in range(frames.shape[1])])
 
 
 def _slug(name: str) -> str:
@@ -67,6 +65,12 @@ class Evaluation:
                 human = [v for v, e in enumerate(m.get("view_embodiments", ["human"] * self.cache.arrays[i].shape[1])) if e == "human"]
                 return self.cache.arrays[i][:, human], self.cache.episodes[i].name
         raise UserError("no successful human-proxy episode in the data to use as the demo; pass --demo EPISODE_DIR")
+
+    def reference_frames(self, count: int = 2048) -> np.ndarray:
+        """Up to ``count`` frames spread over every episode and view of the data (a baseline's statistics)."""
+        every = [(i, t, v) for i, a in enumerate(self.cache.arrays) for t in range(a.shape[0]) for v in range(a.shape[1])]
+        pick = np.random.default_rng(0).choice(len(every), min(count, len(every)), replace=False)
+        return np.stack([self.cache.arrays[i][t, v] for i, t, v in (every[k] for k in sorted(pick))])
 
     def run(self, enc: Encoder, out: Path) -> dict:
         embs = [_embed(enc, a) for a in self.cache.arrays]
@@ -210,13 +214,13 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
     mode = runs.check_output(out, "evaluate", overwrite=overwrite)
     device = pick_device(cfg.train.device)
     encoders = [checkpoint_encoder(c, device) for c in checkpoints]
-    encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device) for b in baselines]
-    names = [enc.name for enc in encoders]
-    if len(set(names)) < len(names):
-        raise UserError(f"two encoders are both named {next(n for n in names if names.count(n) > 1)!r}; name them with --checkpoint NAME=PATH")
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         ev = Evaluation(cfg, data, cache_dir)
+    encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device, reference=ev.reference_frames()) for b in baselines]
+    names = [enc.name for enc in encoders]
+    if len(set(names)) < len(names):
+        raise UserError(f"two encoders are both named {next(n for n in names if names.count(n) > 1)!r}; name them with --checkpoint NAME=PATH")
     runs.claim_output(out, "evaluate", mode, inputs={"data": str(Path(data).resolve())})
     save_config(cfg, out)
     results = {}

@@ -27,6 +27,11 @@ class Method(nn.Module):
     gathers = False
     val_items = 0  # how many pseudo-labels ``validate`` scores at most
 
+    @staticmethod
+    def configure(cfg):
+        """The run's config as this method needs it (CVRL: the network's clip length); saved with the run."""
+        return cfg
+
     def source(self, data, seed: int, rank: int, world: int):
         """An object whose ``sample(rng)`` draws one batch from the training episodes ``data``."""
         raise NotImplementedError
@@ -73,6 +78,22 @@ def frozen_bn_statistics(net: nn.Module):
             m.momentum = momentum
             if tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
+
+
+@contextlib.contextmanager
+def running_bn_statistics(net: nn.Module):
+    """Within the block, batch norm layers normalize with their running statistics, as in evaluation,
+    while the rest of the network trains: each frame's embedding then depends on that frame alone, not
+    on the others of its batch (through which a future frame would leak into a context; CPC)."""
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    was = [m.training for m in norms]
+    for m in norms:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, training in zip(norms, was):
+            m.train(training)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
     Checks the output folder, the resumed run's config, data and checkpoint, and the dataset before
     writing; a resumed run continues with its own saved config (only its budget and intervals change)."""
     out, data = Path(out), Path(data).resolve()
+    cfg = method_class(cfg.train.method).configure(cfg)
     mode = runs.check_output(out, kind, resume, overwrite)
     changes = {}
     if mode == "resume":
