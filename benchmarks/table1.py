@@ -6,7 +6,7 @@ prints one table (also written to OUT/table1.md).
         --out runs/table1 [--jobs 2] [--only tcn-mv-infonce simclr ...] [--demo EPISODE]
 
 Runs already finished in OUT are kept and interrupted ones resumed, so the same command continues an
-interrupted comparison. With ``--jobs J`` J trainings run at once, each with cores / J threads.
+interrupted comparison. With ``--jobs J`` J trainings run at once, each with cores / J threads (``--threads``).
 """
 from __future__ import annotations
 
@@ -89,11 +89,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--demo", type=Path, default=None, help="the reward's demo episode (default: the held-out set's first human pour)")
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="threads per training (default: cores / jobs)")
     ap.add_argument("--only", nargs="+", choices=list(RUNS), default=list(RUNS))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     steps = load_config(args.config).train.steps
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         finished = dict(zip(args.only, pool.map(lambda n: train(n, args, steps, threads), args.only)))
     evaluate = [SCRIPT, "evaluate", "--config", str(args.config), "--data", str(args.heldout), "--out", str(args.out / "evaluate"),
