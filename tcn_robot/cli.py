@@ -25,6 +25,19 @@ def _add_cache_dir(p: argparse.ArgumentParser) -> None:
                    help="where decoded frames are cached (default: DATA/.cache, or the user's cache when DATA is read-only)")
 
 
+def _add_training(p: argparse.ArgumentParser) -> None:
+    """The flags that train-tcn and pretrain share."""
+    p.add_argument("--data", type=Path, required=True, help="dataset folder (tcn-robot record or import-videos)")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--steps", type=int, help="train.steps")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="train.device")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoints/last.pt, with its saved config (only train.steps and intervals may change)")
+    _add_overwrite(p, "run")
+    _add_cache_dir(p)
+    _add_common(p)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None, help="YAML config (default: the packaged quickstart.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. env.num_particles=30")
@@ -243,17 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-tcn", help="train a TCN embedding on a recorded dataset",
                        description="Train a Time-Contrastive Network on multi-view episodes; works under torchrun for DDP.")
-    p.add_argument("--data", type=Path, required=True, help="dataset folder (tcn-robot record or import-videos)")
-    p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--mode", choices=["multiview", "singleview"], help="tcn.mode")
     p.add_argument("--loss", choices=["triplet", "npairs", "infonce", "lifted"], help="tcn.loss")
-    p.add_argument("--steps", type=int, help="train.steps")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="train.device")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from checkpoints/last.pt, with its saved config (only train.steps and intervals may change)")
-    _add_overwrite(p, "run")
-    _add_cache_dir(p)
-    _add_common(p)
+    _add_training(p)
     p.set_defaults(func=_train_tcn)
 
     from .methods import METHODS
@@ -264,15 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the same network as train-tcn with a self-supervised pretext method; settings in "
                        "the config section of the method's name.\n\n" + "\n".join(f"  {n:<14}{s.summary}" for n, s in pretext.items()))
     p.add_argument("--method", required=True, choices=list(pretext), help="train.method")
-    p.add_argument("--data", type=Path, required=True, help="dataset folder (tcn-robot record or import-videos)")
-    p.add_argument("--out", type=Path, required=True, help="run folder")
-    p.add_argument("--steps", type=int, help="train.steps")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="train.device")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from checkpoints/last.pt, with its saved config (only train.steps and intervals may change)")
-    _add_overwrite(p, "run")
-    _add_cache_dir(p)
-    _add_common(p)
+    _add_training(p)
     p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("evaluate", help="measure encoders on held-out episodes (TCN paper metrics) in one table",

@@ -64,7 +64,7 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
     amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
     compile: bool = False
-    method: str = "tcn"  # the objective (methods.py): tcn | simclr | rotation | jigsaw | relpos | pirl
+    method: str = "tcn"  # the objective: a name of methods.METHODS (tcn-robot pretrain --method)
     val_episodes: int = 2  # the last episodes of the dataset, held out for validation
     select_best: str = "alignment_error"  # the validation figure that picks best.pt: alignment_error | pretext_error
     checkpoint_every: int = 250  # steps between checkpoints (and on Ctrl-C / SIGTERM)
