@@ -26,7 +26,7 @@ from tcn_robot.config import load_config
 from tcn_robot.data.episodes import load_episode
 from tcn_robot.envs import PourEnv
 from tcn_robot.envs.demonstrators import pour_plan
-from tcn_robot.config import BASELINES
+from tcn_robot.methods import BASELINES
 from tcn_robot.evaluate.encoders import baseline_encoder, checkpoint_encoder
 from tcn_robot.config import RewardConfig
 from tcn_robot.reward import appended_observation, episode_tcn_rewards

@@ -180,7 +180,7 @@ def _train_rl(args: argparse.Namespace) -> None:
                          "encoder": "rl.encoder", "observe_encoder": "rl.observe_encoder", "demo": "rl.demo",
                          "demo_view": "rl.demo_view"}, _resumed(args))
     learned = cfg.rl.reward != "env"
-    from .config import BASELINES
+    from .methods import BASELINES
 
     encoders = (("--encoder", cfg.rl.encoder), ("--observe-encoder", cfg.rl.observe_encoder))
     _precheck(args, "train-rl", files=tuple((k, f) for k, f in encoders if learned and f and f not in BASELINES),
@@ -276,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Alignment error, attribute classification error, linear probe, Kendall's tau, cycle "
                        "consistency and reward quality of checkpoints and baselines on held-out episodes.")
     p.add_argument("--checkpoint", action="append", default=[], metavar="[NAME=]PATH", help="a trained checkpoint (repeatable)")
-    from .config import BASELINES
+    from .methods import BASELINES
 
     p.add_argument("--baseline", action="append", default=[], choices=BASELINES,
                    help="an untrained baseline (repeatable): random init (degenerate: nearly one vector for every frame), "

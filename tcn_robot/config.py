@@ -20,7 +20,6 @@ from .io import atomic_write_text
 from .methods import METHODS
 
 DEFAULT_CONFIG = "quickstart.yaml"
-BASELINES = ("random", "random-features", "pixels")  # encoders without training (evaluate/encoders.py)
 
 
 @dataclass

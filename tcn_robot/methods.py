@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from importlib import import_module
 
 
+BASELINES = ("random", "random-features", "pixels")  # embeddings without training (evaluate/encoders.py)
+
+
 @dataclass
 class TCNSection:
     """``tcn.*``: the TCN objective and its batches (Sermanet et al. 2017)."""

@@ -16,7 +16,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from . import UserError, runs
-from .config import BASELINES, Config, load_config
+from .config import Config, load_config
+from .methods import BASELINES
 from .data.episodes import load_episode
 from .device import pick_device
 from .evaluate import plots

@@ -21,6 +21,15 @@ def test_console_script_help_lists_the_stages():
     assert "pipeline" in out
 
 
+def test_building_the_command_line_imports_nothing_heavy():
+    """--help and argument errors answer at once: the parser needs none of the libraries the stages use."""
+    code = ("import sys, tcn_robot.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('torch', 'pybullet', 'gymnasium', 'omegaconf', 'stable_baselines3', 'matplotlib', 'cv2', 'kornia', "
+            "'numpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout
+    assert out.strip() == "[]", out
+
+
 TINY_PIPELINE = ["env.num_particles=10", "env.image_size=32", "pipeline.video_size=48", "record.episodes=4",
                  "record.image_size=32", "model.image_size=32", "model.width=8", "train.steps=4", "train.val_every=2",
                  "train.checkpoint_every=2", "train.val_episodes=1", "tcn.frames_per_sequence=4", "tcn.sequences_per_batch=2",

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from .. import UserError
 from ..checkpoint import load_embedder
 from ..runs import checkpoint_spec
-from ..config import BASELINES, ModelConfig
+from ..config import ModelConfig
+from ..methods import BASELINES
 from ..models import EmbeddingNet
 
 
