@@ -39,7 +39,8 @@ def _add_training(p: argparse.ArgumentParser) -> None:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, default=None, help="YAML config (default: the packaged quickstart.yaml)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML config, or the name of a packaged one: quickstart (the default), table1, smoke")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. env.num_particles=30")
     p.set_defaults(accepts_overrides=True)
 

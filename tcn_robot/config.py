@@ -196,17 +196,27 @@ def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:
     return Path(str(resources.files("tcn_robot.configs") / name))
 
 
+def _config_file(path: str | Path | None) -> Path:
+    """``path``; the packaged default when None; a packaged config when ``path`` is one's name
+    (``quickstart``, ``table1``, ``smoke``) and no such file exists."""
+    if path is None:
+        return packaged_config_path()
+    packaged = packaged_config_path(f"{path}.yaml")
+    return packaged if not Path(path).exists() and "/" not in str(path) and packaged.is_file() else Path(path)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
                 base: str | Path | None = None) -> Config:
     """The schema, then ``base`` (a run's saved config, when resuming it), then the YAML file ``path``
-    (default: the packaged quickstart, unless ``base`` is given), then ``key=value`` ``overrides``;
+    (or the name of a packaged one; default: the packaged quickstart, unless ``base`` is given), then
+    ``key=value`` ``overrides``;
     every value is checked against its type and range.
 
     Raises ``UserError`` naming the file or override and the problem.
     """
     files = [Path(base)] if base is not None else []
     if path is not None or base is None:
-        files.append(Path(path) if path is not None else packaged_config_path())
+        files.append(_config_file(path))
     merged = OmegaConf.structured(Config)
     for f in files:
         if not f.is_file():
