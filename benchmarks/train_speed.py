@@ -1,7 +1,7 @@
 """Training throughput of every method, side by side in one run (the real engine, augmentation and
 pretext transforms included, batches from an in-memory stand-in for the frame cache).
 
-    python benchmarks/train_speed.py [--device cpu|cuda] [--steps 10] [--config configs/table1.yaml]
+    python benchmarks/train_speed.py [--device cpu|cuda] [--steps 10] [--config configs/table1.yaml] 2>/dev/null
 
 For each method: training steps per second, network inputs per second (frames, views, tiles or
 patches: what the network computes on) and their ratio to TCN's; then, for TCN, the small CNN and
@@ -63,6 +63,7 @@ def main() -> None:
     print(f"# {name}")
     print("| method | steps/s | network inputs/s | ratio to TCN |")
     print("| --- | ---: | ---: | ---: |")
+    measure(load_config(args.config, common), 2)  # warm-up: thread pools, allocator, kernels
     base = None
     for method in METHODS:
         sps, fps = measure(load_config(args.config, [*common, f"train.method={method}"]), args.steps)
