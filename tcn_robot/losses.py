@@ -267,4 +267,41 @@ class MemoryInfoNCELoss(nn.Module):
         return F.cross_entropy(s / self.temperature, torch.zeros(len(v), dtype=torch.long, device=v.device))
 
 
+class CycleConsistencyLoss(nn.Module):
+    """Temporal cycle-consistency, cycle-back regression with variance (Dwibedi et al. 2019, Eq. 5-7),
+    which XIRL (Zakka et al. 2021) uses to align videos of different embodiments doing one task.
+
+    For frame i of sequence u and another sequence v: the soft nearest neighbour of u_i in v,
+    ``v~ = sum_j softmax_j(-|u_i - v_j|^2 / temperature) v_j``, cycles back to u with weights
+    ``beta_k = softmax_k(-|v~ - u_k|^2 / temperature)``; with ``mu = sum_k beta_k t_k`` and
+    ``var = sum_k beta_k (t_k - mu)^2`` the loss is ``(t_i - mu)^2 / var + variance_lambda * log var``,
+    averaged over every frame of every ordered pair of distinct sequences. Times are fractions of
+    their episode, so sequences of different lengths and speeds align by progress.
+
+    Shapes: embeddings (S, N, D), times (S, N); S >= 2.
+    """
+
+    def __init__(self, temperature: float = 0.1, variance_lambda: float = 0.001) -> None:
+        super().__init__()
+        self.temperature, self.variance_lambda = temperature, variance_lambda
+
+    def forward(self, z: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        z, times = _full(z), times.to(_full(z).dtype)
+        s = len(z)
+        if s < 2:
+            raise ValueError("cycle consistency needs at least two sequences")
+        sq = (z * z).sum(-1)  # (S, N)
+        # d2[a, b, i, j] = |z_a,i - z_b,j|^2, without cdist's square root (finite gradients at 0)
+        d2 = (sq[:, None, :, None] + sq[None, :, None, :] - 2 * torch.einsum("aid,bjd->abij", z, z)).clamp_min(0)
+        a, b = (~torch.eye(s, dtype=torch.bool, device=z.device)).nonzero(as_tuple=True)
+        soft_nn = torch.softmax(-d2[a, b] / self.temperature, -1) @ z[b]  # (P, N, D): u_i's neighbour in v
+        back = ((soft_nn * soft_nn).sum(-1)[:, :, None] + sq[a][:, None, :]
+                - 2 * soft_nn @ z[a].transpose(1, 2)).clamp_min(0)
+        beta = torch.softmax(-back / self.temperature, -1)  # (P, N, N): the cycle's landing frames in u
+        t = times[a]  # (P, N)
+        mu = (beta * t[:, None, :]).sum(-1)
+        var = (beta * (t[:, None, :] - mu[..., None]) ** 2).sum(-1).clamp_min(1e-12)
+        return ((t - mu) ** 2 / var + self.variance_lambda * var.log()).mean()
+
+
 LOSSES = ("triplet", "npairs", "infonce", "lifted")

@@ -35,6 +35,13 @@ class TCNSection:
     lifted_margin: float = 1.0
     pos_radius: int = 6  # singleview
     neg_radius: int = 12  # singleview
+    # aligning embodiments without twin recordings: cycle consistency (Dwibedi et al. 2019, as XIRL) between
+    # human and robot demonstrations, added to the TCN loss with this weight (0: off)
+    align_weight: float = 0.0
+    align_sequences: int = 2  # demonstrations per batch, embodiments in turn
+    align_frames: int = 32  # time steps of each
+    align_temperature: float = 0.1
+    align_variance_lambda: float = 0.001
 
 
 @dataclass
@@ -174,7 +181,8 @@ METHODS: dict[str, MethodSpec] = {
         "Time-Contrastive Networks: the same instant from two views attracts, other instants repel",
         {"sequences_per_batch": (1, 4096), "frames_per_sequence": (2, 4096), "margin": (0.0, 10.0), "reg_lambda": (0.0, 10.0),
          "temperature": (1e-4, 100.0), "exclusion_radius": (-1, 10**6), "lifted_margin": (0.0, 100.0), "pos_radius": (1, 10**6),
-         "neg_radius": (2, 10**6)},
+         "neg_radius": (2, 10**6), "align_weight": (0.0, 1000.0), "align_sequences": (2, 4096), "align_frames": (2, 4096),
+         "align_temperature": (1e-4, 100.0), "align_variance_lambda": (0.0, 100.0)},
         {"mode": ("multiview", "singleview"), "loss": ("triplet", "npairs", "infonce", "lifted"),
          "negatives": ("sequence", "batch"), "mining": ("semihard", "hard", "all")}),
     "simclr": MethodSpec(

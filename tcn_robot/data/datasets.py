@@ -294,6 +294,63 @@ def window_starts(moves: np.ndarray, window: int) -> np.ndarray:
     return inside / inside.sum() if inside.sum() > 0 else np.full(len(inside), 1.0 / len(inside))
 
 
+class EmbodimentSequences(_Batches):
+    """Demonstrations of every embodiment for cycle-consistent alignment (``losses.CycleConsistencyLoss``):
+    ``sequences`` episodes taken in turn from each embodiment (meta ``embodiment``; only episodes of the
+    ``human`` and ``robot`` demonstrators count, not random exploration nor paired twins), each as
+    ``frames`` sorted distinct time steps of one random view.
+
+    Yields: align_frames (S, N, H, W, 3) uint8; align_time (S, N) float32, each step as a fraction of its
+    episode (t / (T - 1)); align_episode (S,) int64.
+    """
+
+    DEMONSTRATORS = ("human", "robot")
+
+    def __init__(self, cache: FrameCache, sequences: int, frames: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(cache, seed, rank, world_size)
+        self.groups: dict[str, list[int]] = {}
+        for i in self.episodes:
+            meta = cache.episodes[i].meta
+            if meta.get("demonstrator") in self.DEMONSTRATORS:
+                self.groups.setdefault(meta.get("embodiment", "unknown"), []).append(i)
+        if len(self.groups) < 2:
+            found = ", ".join(f"{k}: {len(v)}" for k, v in self.groups.items()) or "none"
+            raise UserError(f"{cache.dataset_root}: aligning embodiments (tcn.align_weight > 0) needs human and robot "
+                            f"demonstrations (demonstrator human or robot); found {found}")
+        short = [cache.episodes[i].name for g in self.groups.values() for i in g if cache.arrays[i].shape[0] < frames]
+        if short:
+            raise UserError(f"{cache.dataset_root}: episode {short[0]} has fewer than tcn.align_frames={frames} frames")
+        self.sequences, self.frames = sequences, frames
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        names = list(self.groups)
+        first = int(rng.integers(len(names)))
+        clips, times, eps = [], [], []
+        for k in range(self.sequences):
+            e = int(rng.choice(self.groups[names[(first + k) % len(names)]]))
+            arr = self.cache.arrays[e]
+            t = np.sort(rng.choice(arr.shape[0], self.frames, replace=False))
+            clips.append(arr[t, int(rng.integers(arr.shape[1]))])
+            times.append(t / max(arr.shape[0] - 1, 1))
+            eps.append(e)
+        return {"align_frames": torch.from_numpy(np.stack(clips)),
+                "align_time": torch.tensor(np.stack(times), dtype=torch.float32),
+                "align_episode": torch.tensor(eps, dtype=torch.int64)}
+
+
+class Joined:
+    """Batches of several sources drawn with one generator, their keys merged into one dict."""
+
+    def __init__(self, *sources: _Batches) -> None:
+        self.sources = sources
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        out = {}
+        for source in self.sources:
+            out.update(source.sample(rng))
+        return out
+
+
 class FrameAttributes(TorchDataset):
     """Every frame of every view with its five attribute labels (contact, distance,
     liquid_flowing, has_liquid, container_angle). Episodes without states are left out.

@@ -5,7 +5,9 @@ from two cameras; the other instants of the same sequence are its negatives (or,
 ``tcn.negatives=batch``, every other row of the batch). Single-view TCN: the positive
 is a frame within ``pos_radius`` of the anchor in the same video, the explicit negative one at
 least ``neg_radius`` away. Losses: triplet (semi-hard mining by default), npairs, InfoNCE,
-lifted structured (``losses.py``).
+lifted structured (``losses.py``). With ``tcn.align_weight`` > 0, demonstrations of different
+embodiments are also aligned by temporal cycle consistency (``losses.CycleConsistencyLoss``), the
+bridge between a human video and the robot's camera when no twin recordings hold both.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ import torch
 from .. import distributed
 from ..config import Config
 from ..data.augment import build_augment
-from ..data.datasets import MultiViewTCNBatches, SingleViewTCNBatches
-from ..losses import InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
+from ..data.datasets import EmbodimentSequences, Joined, MultiViewTCNBatches, SingleViewTCNBatches
+from ..losses import CycleConsistencyLoss, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
 from ..models import EmbeddingNet
 from .method import Method
 
@@ -42,19 +44,35 @@ class TCNMethod(Method):
                                    exclusion_radius=c.exclusion_radius, gather=g),
             "lifted": LiftedStructuredLoss(c.lifted_margin, gather=g),
         }[c.loss]
+        self.align = CycleConsistencyLoss(c.align_temperature, c.align_variance_lambda) if c.align_weight > 0 else None
 
     def source(self, data, seed: int, rank: int, world: int):
         c = self.cfg
         if c.mode == "multiview":
-            return MultiViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, seed, rank, world)
-        return SingleViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, c.pos_radius, c.neg_radius, seed, rank, world)
+            tcn = MultiViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, seed, rank, world)
+        else:
+            tcn = SingleViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, c.pos_radius, c.neg_radius, seed, rank, world)
+        if self.align is None:
+            return tcn
+        return Joined(tcn, EmbodimentSequences(data, c.align_sequences, c.align_frames, seed, rank, world))
 
     def _keys(self) -> tuple[str, ...]:
         return ("anchor", "positive") if self.cfg.mode == "multiview" else ("anchor", "positive", "negative")
 
     def forward(self, net: EmbeddingNet, batch: dict) -> tuple[torch.Tensor, dict]:
         frames = torch.cat([batch[k] for k in self._keys()])
-        return self.contrast(net(self.inputs(net, frames, self.augment)), batch), {"frames": len(frames)}
+        n = len(frames)
+        if self.align is not None:  # one pass for both: the same batch statistics
+            frames = torch.cat([frames, batch["align_frames"].flatten(0, 1)])
+        z = net(self.inputs(net, frames, self.augment))
+        loss = self.contrast(z[:n], batch)
+        if self.align is None:
+            return loss, {"frames": n}
+        s, t = batch["align_time"].shape
+        align = self.align(z[n:].view(s, t, -1), batch["align_time"].to(z.device))
+        # per rank: undo the engine's scaling of a gathered loss (see Method.gathers)
+        weight = self.cfg.align_weight / (distributed.world_size() if self.gathers else 1)
+        return loss + weight * align, {"frames": len(frames), "align_loss": align.detach()}
 
     def contrast(self, z: torch.Tensor, batch: dict) -> torch.Tensor:
         """The loss of the embeddings ``z`` of the batch's anchors, positives (and, single-view,

@@ -1,0 +1,116 @@
+"""Aligning embodiments without twin recordings: the cycle-consistency loss against a naive loop and on
+embeddings that do or do not follow progress, its batches, and TCN training with it (exact resume)."""
+import numpy as np
+import pytest
+import torch
+
+from tcn_robot import UserError
+from tcn_robot.checkpoint import load_checkpoint
+from tcn_robot.config import load_config
+from tcn_robot.data.cache import FrameCache
+from tcn_robot.data.datasets import EmbodimentSequences
+from tcn_robot.data.episodes import Dataset
+from tcn_robot.data.record import record_dataset
+from tcn_robot.envs import make_pour_config
+from tcn_robot.losses import CycleConsistencyLoss
+from tcn_robot.train.run import train
+
+SMALL = ["model.image_size=32", "model.width=8", "model.head_channels=16", "model.hidden=32", "train.val_every=2",
+         "train.checkpoint_every=2", "train.val_episodes=2", "tcn.sequences_per_batch=2", "tcn.frames_per_sequence=4",
+         "tcn.loss=infonce", "tcn.align_weight=1", "tcn.align_frames=6", "train.log_every=1"]
+
+
+def naive_cycle_loss(z, times, temperature, lam):
+    """The TCC paper's cycle-back regression with variance, one frame of one ordered pair at a time."""
+    terms = []
+    for a in range(len(z)):
+        for b in range(len(z)):
+            if a == b:
+                continue
+            u, v, t = z[a], z[b], times[a]
+            for i in range(len(u)):
+                alpha = torch.softmax(torch.stack([-((u[i] - v[j]) ** 2).sum() for j in range(len(v))]) / temperature, 0)
+                nearest = sum(alpha[j] * v[j] for j in range(len(v)))
+                beta = torch.softmax(torch.stack([-((nearest - u[k]) ** 2).sum() for k in range(len(u))]) / temperature, 0)
+                mu = sum(beta[k] * t[k] for k in range(len(u)))
+                var = sum(beta[k] * (t[k] - mu) ** 2 for k in range(len(u)))
+                terms.append((t[i] - mu) ** 2 / var + lam * torch.log(var))
+    return torch.stack(terms).mean()
+
+
+def test_cycle_loss_equals_a_naive_loop_in_value_and_gradient():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 5, 4, generator=g, dtype=torch.float64) * 0.5
+    times = torch.sort(torch.rand(3, 5, generator=g, dtype=torch.float64), 1).values
+    z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+    fast = CycleConsistencyLoss(0.3, 0.01)(z1, times)
+    slow = naive_cycle_loss(z2, times, 0.3, 0.01)
+    fast.backward()
+    slow.backward()
+    assert torch.allclose(fast, slow, atol=1e-10)
+    assert torch.allclose(z1.grad, z2.grad, atol=1e-9)
+
+
+def progress(t):
+    """An embedding that follows progress: a point moving along a half circle."""
+    return torch.stack([torch.cos(np.pi * t), torch.sin(np.pi * t)], -1)
+
+
+def test_embeddings_that_follow_progress_align_videos_of_different_speeds_and_others_do_not():
+    loss = CycleConsistencyLoss(0.01, 0.0)
+    # three videos of one task at different speeds: their frames sampled at different fractions of the task
+    times = torch.stack([torch.linspace(0, 1, 20) ** p for p in (1.0, 0.6, 1.6)])
+    aligned = loss(progress(times), times)
+    g = torch.Generator().manual_seed(0)
+    unrelated = loss(torch.nn.functional.normalize(torch.randn(3, 20, 2, generator=g), dim=-1), times)
+    # the cycle's error in units of its spread: within one for progress, orders of magnitude more for noise
+    assert aligned < 1.0 and unrelated > 100 * aligned
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("align_data")
+    record_dataset(make_pour_config(episode_steps=24, num_particles=10), root, 10, 2, 32, 0, "human=0.4,robot=0.4,random=0.2")
+    return root
+
+
+def test_sequences_take_embodiments_in_turn_sorted_distinct_steps_and_no_random_exploration(data):
+    cache = FrameCache(Dataset.open(data), progress=False)
+    source = EmbodimentSequences(cache, 4, 6)
+    metas = [e.meta for e in cache.episodes]
+    assert set(source.groups) == {"human", "robot"}
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        b = source.sample(rng)
+        assert b["align_frames"].shape == (4, 6, 32, 32, 3)
+        bodies = [metas[int(e)]["embodiment"] for e in b["align_episode"]]
+        assert bodies[0] != bodies[1] and bodies[0] == bodies[2] and bodies[1] == bodies[3]
+        assert all(metas[int(e)]["demonstrator"] in ("human", "robot") for e in b["align_episode"])
+        t = b["align_time"]
+        assert torch.all(t[:, 1:] > t[:, :-1]) and t.min() >= 0 and t.max() <= 1
+        lengths = torch.tensor([cache.arrays[int(e)].shape[0] - 1 for e in b["align_episode"]], dtype=torch.float32)
+        steps = t * lengths[:, None]  # frame numbers
+        assert torch.allclose(steps, steps.round(), atol=1e-4)
+
+
+def test_one_embodiment_is_a_clear_error(tmp_path):
+    record_dataset(make_pour_config(episode_steps=12, num_particles=6), tmp_path / "humans", 2, 2, 32, 0, "human=1")
+    cache = FrameCache(Dataset.open(tmp_path / "humans"), progress=False)
+    with pytest.raises(UserError, match="needs human and robot demonstrations.*human: 2"):
+        EmbodimentSequences(cache, 2, 6)
+
+
+def test_tcn_with_alignment_trains_logs_its_term_and_resumes_exactly(data, tmp_path):
+    cfg = load_config(None, [*SMALL, "train.steps=4"])
+    straight = train(cfg, data, tmp_path / "straight", "train-tcn")
+    train(load_config(None, [*SMALL, "train.steps=2"]), data, tmp_path / "resumed", "train-tcn")
+    resumed = train(cfg, data, tmp_path / "resumed", "train-tcn", resume=True)
+    a, b = (load_checkpoint(tmp_path / f"{r}/checkpoints/last.pt") for r in ("straight", "resumed"))
+    assert straight["steps"] == resumed["steps"] == 4
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "straight/tb")).Reload()
+    align = [e.value for e in events.Scalars("train/align_loss")]
+    assert len(align) == 4 and all(np.isfinite(align))
