@@ -1,6 +1,11 @@
 """tcn-robot: Time-Contrastive Networks for robot imitation (Sermanet et al. 2017, arXiv:1704.06888)."""
 
 
+# who does the task in a video (an episode's meta "embodiment"); human and robot demonstrations are what
+# tcn.align_weight aligns
+EMBODIMENTS = ("human", "robot", "unknown")
+
+
 class UserError(Exception):
     """A problem the user can fix (bad path, bad config, corrupt file): reported in one line, exit 2."""
 

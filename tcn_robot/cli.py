@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import UserError
+from . import EMBODIMENTS, UserError
 
 # Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
 # once; each stage imports its own modules (torch, pybullet, stable-baselines3) when it runs.
@@ -115,7 +115,8 @@ def _import_videos(args: argparse.Namespace) -> None:
     _precheck(args, "import-videos", folders=(("SRC", args.src),))
     from .data.importer import import_videos
 
-    s = import_videos(args.src, args.out, args.image_size, args.trim, args.strict, overwrite=args.overwrite)
+    s = import_videos(args.src, args.out, args.image_size, args.trim, args.strict, overwrite=args.overwrite,
+                      embodiment=args.embodiment)
     print(f"import-videos: {s['imported']} sequences imported into {args.out}, {s['already_present']} already there, "
           f"{s['skipped_bad']} skipped as bad")
 
@@ -244,6 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="centre-crop to a square and resize to this size")
     p.add_argument("--trim", action="store_true", help="cut the views of a sequence to the shortest")
     p.add_argument("--strict", action="store_true", help="fail on the first bad sequence instead of skipping it")
+    p.add_argument("--embodiment", choices=EMBODIMENTS, default="unknown",
+                   help="who does the task in these videos (human and robot demonstrations are what tcn.align_weight aligns; "
+                        "import each folder with its own)")
     _add_overwrite(p, "imported dataset")
     p.set_defaults(func=_import_videos, overrides=[])
 

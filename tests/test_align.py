@@ -114,3 +114,21 @@ def test_tcn_with_alignment_trains_logs_its_term_and_resumes_exactly(data, tmp_p
     events = EventAccumulator(str(tmp_path / "straight/tb")).Reload()
     align = [e.value for e in events.Scalars("train/align_loss")]
     assert len(align) == 4 and all(np.isfinite(align))
+
+
+def test_imported_human_and_robot_videos_are_demonstrations_to_align(tmp_path):
+    from tcn_robot.cli import main
+    from tcn_robot.video import write_video
+
+    rng = np.random.default_rng(0)
+    for body in ("human", "robot"):
+        (tmp_path / body).mkdir()
+        for seq in range(2):
+            for v in range(2):
+                frames = (rng.integers(0, 255, (24, 24, 3), dtype=np.uint8) for _ in range(8))
+                write_video(tmp_path / body / f"{body}{seq}_view{v}.mp4", frames, 10)
+        assert main(["import-videos", str(tmp_path / body), "--out", str(tmp_path / "lab"), "--embodiment", body]) == 0
+    cache = FrameCache(Dataset.open(tmp_path / "lab"), progress=False)
+    source = EmbodimentSequences(cache, 2, 4)
+    assert {k: sorted(cache.episodes[i].name for i in v) for k, v in source.groups.items()} == {
+        "human": ["human0", "human1"], "robot": ["robot0", "robot1"]}

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .. import UserError, __version__, runs
+from .. import EMBODIMENTS, UserError, __version__, runs
 from .episodes import MANIFEST, META, EpisodeWriter, read_manifest, write_manifest
 
 PATTERN = re.compile(r"^(?P<seq>.+)_view(?P<view>\d+)\.(mp4|mov|avi|mkv)$", re.IGNORECASE)
@@ -56,12 +56,16 @@ def find_sequences(src: Path) -> dict[str, dict[int, Path]]:
 
 
 def import_videos(src: str | Path, out: str | Path, image_size: int | None = None, trim: bool = False, strict: bool = False,
-                  overwrite: bool = False) -> dict:
+                  overwrite: bool = False, embodiment: str = "unknown") -> dict:
     """Import every sequence in ``src`` into the dataset ``out`` (new, or an earlier import, which
-    gains the sequences it lacks; ``overwrite`` starts it afresh); returns a summary."""
+    gains the sequences it lacks; ``overwrite`` starts it afresh); returns a summary. ``embodiment``
+    (human, robot or unknown) says who does the task in these videos: human and robot demonstrations
+    are what ``tcn.align_weight`` aligns (import each folder with its own)."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise UserError(f"{src}: no such folder")
+    if embodiment not in EMBODIMENTS:
+        raise UserError(f"--embodiment must be one of {', '.join(EMBODIMENTS)}, got {embodiment!r}")
     if image_size is not None and not 16 <= image_size <= 1024:
         raise UserError(f"--image-size must be between 16 and 1024, got {image_size}")
     seqs = find_sequences(src)
@@ -103,8 +107,8 @@ def import_videos(src: str | Path, out: str | Path, image_size: int | None = Non
         try:
             for t in range(n):
                 writer.add([r[0][t] for r in read])
-            writer.commit({"name": name, "fps": read[0][1], "image_size": [h, w], "embodiment": "unknown",
-                           "demonstrator": "imported", "sources": [views[v].name for v in range(len(views))],
+            writer.commit({"name": name, "fps": read[0][1], "image_size": [h, w], "embodiment": embodiment,
+                           "demonstrator": "imported" if embodiment == "unknown" else embodiment, "sources": [views[v].name for v in range(len(views))],
                            "trimmed_from": counts if len(set(counts)) > 1 else None,
                            "versions": {"tcn_robot": __version__}}, None)
         except BaseException:
