@@ -17,11 +17,11 @@ from omegaconf import OmegaConf
 
 from . import UserError, runs
 from .config import Config, load_config
-from .methods import BASELINES
 from .data.episodes import load_episode
 from .device import pick_device
 from .evaluate import plots
 from .io import write_json
+from .methods import BASELINES
 from .policy_io import load_policy
 from .reward import demo_index
 from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts

@@ -128,10 +128,11 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self.t[:] = 0
         frames = np.stack([info["agent_frame"] for info in self.venv.reset_infos])
         every = np.arange(self.num_envs)
-        self.streams.restart(every, frames)
+        emb = self.streams.restart(every, frames)
         if not self.append:
             return obs
-        emb = self.obs_streams.restart(every, frames) if self.obs_streams is not self.streams else self.streams._embed(every)
+        if self.obs_streams is not self.streams:
+            emb = self.obs_streams.restart(every, frames)
         return self._augment(obs, emb, self.t)
 
     def step_wait(self):

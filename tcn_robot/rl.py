@@ -34,9 +34,9 @@ from .config import Config, resume_changes, save_config
 from .data.episodes import EpisodeError, load_episode
 from .device import pick_device
 from .envs import PourEnv
-from .methods import BASELINES
 from .evaluate.encoders import baseline_encoder, checkpoint_encoder
 from .io import write_json
+from .methods import BASELINES
 from .policy_io import load_policy, restore_replay_buffer, restore_reward_stats, save_policy
 from .processes import StopRequest, leave_interrupts_to_parent
 from .reward import KINDS, LearnedRewardVecEnv

@@ -172,9 +172,18 @@ def linear_gap(max_gap: int, rng: np.random.Generator, size=None):
     return rng.choice(gaps, size=size, p=weights / weights.sum())
 
 
+def clip_pair_starts(frames: int, span: int, max_gap: int, rng: np.random.Generator) -> list[int]:
+    """The starts of CVRL's two clips of ``span`` frames in a video of ``frames`` frames, the gap between
+    them drawn by ``linear_gap`` (up to ``max_gap``; 0: as far as the video allows), in random order."""
+    room = frames - span  # the latest start of a clip
+    gap = int(linear_gap(min(room, max_gap) if max_gap else room, rng))
+    first = int(rng.integers(room - gap + 1))
+    return [first, first + gap] if rng.random() < 0.5 else [first + gap, first]
+
+
 class ClipPairBatches(_Batches):
     """CVRL's pairs: two clips of ``length`` frames ``stride`` apart from one view of one episode, the
-    gap between their starts drawn by ``linear_gap`` (up to ``max_gap``; 0: as far as the episode allows).
+    starts drawn by ``clip_pair_starts``.
 
     Yields: clips (B, 2, length, H, W, 3) uint8; episode, view, start (B, 2) int64 (start of each clip).
     """
@@ -192,10 +201,7 @@ class ClipPairBatches(_Batches):
         clips, eps, views, starts = [], [], [], []
         for e in rng.choice(self.episodes, self.batch_size):
             arr = self.cache.arrays[e]
-            room = arr.shape[0] - self.span  # the latest start of a clip
-            gap = int(linear_gap(min(room, self.max_gap) if self.max_gap else room, rng))
-            first = int(rng.integers(room - gap + 1))
-            pair = [first, first + gap] if rng.random() < 0.5 else [first + gap, first]
+            pair = clip_pair_starts(arr.shape[0], self.span, self.max_gap, rng)
             v = int(rng.integers(arr.shape[1]))
             clips.append(np.stack([arr[s : s + self.span : self.stride, v] for s in pair]))
             eps.append([e, e])

@@ -15,7 +15,6 @@ from ..methods import BASELINES
 from ..models import EmbeddingNet
 
 
-
 class Encoder:
     """An embedding of video: ``__call__(frames)`` maps the uint8 frames (N, H, W, 3) of one video in
     time order to float32 embeddings (N, D), each frame's read from the ``span`` frames ending at it

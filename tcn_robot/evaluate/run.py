@@ -217,7 +217,8 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         ev = Evaluation(cfg, data, cache_dir)
-    encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device, reference=ev.reference_frames()) for b in baselines]
+    reference = ev.reference_frames() if "random-features" in baselines else None
+    encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device, reference=reference) for b in baselines]
     names = [enc.name for enc in encoders]
     if len(set(names)) < len(names):
         raise UserError(f"two encoders are both named {next(n for n in names if names.count(n) > 1)!r}; name them with --checkpoint NAME=PATH")

@@ -15,7 +15,7 @@ from torch import nn
 
 from .. import distributed
 from ..config import Config
-from ..data.datasets import ClipPairBatches, linear_gap
+from ..data.datasets import ClipPairBatches, clip_pair_starts
 from ..losses import InfoNCELoss
 from ..models import EmbeddingNet
 from ..train.method import Method, as_in_training, mlp
@@ -77,10 +77,8 @@ class CVRL(Method):
                 pick = rng.choice(len(videos), min(c.batch_size, len(videos)), replace=False)
                 pairs = []
                 for e, v in (videos[i] for i in pick):
-                    room = episodes[e].shape[0] - span
-                    gap = int(linear_gap(min(room, c.max_gap) if c.max_gap else room, rng))
-                    first = int(rng.integers(room - gap + 1))
-                    pairs.append([episodes[e][s : s + span : c.stride, v] for s in (first, first + gap)])
+                    starts = clip_pair_starts(episodes[e].shape[0], span, c.max_gap, rng)
+                    pairs.append([episodes[e][s : s + span : c.stride, v] for s in starts])
                 clips = torch.from_numpy(np.array(pairs))
                 z = nn.functional.normalize(self.project(net, torch.cat([clips[:, 0], clips[:, 1]])), dim=1)
                 sim = (z @ z.T).fill_diagonal_(-2.0)
