@@ -5,7 +5,8 @@ pretext transforms included, batches from an in-memory stand-in for the frame ca
 
 For each method: training steps per second, network inputs per second (frames, views, tiles or
 patches: what the network computes on) and their ratio to TCN's; then, for TCN, the small CNN and
-ResNet-18 at 64 and 128 px.
+ResNet-18 at 64 and 128 px, and with and without bf16 autocast (``train.amp``; on a CPU it applies only
+where the CPU has native bf16, ``device.bf16_autocast``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from tcn_robot.config import load_config
+from tcn_robot.device import bf16_autocast, pick_device
 from tcn_robot.methods import METHODS, method_class
 from tcn_robot.models import EmbeddingNet
 from tcn_robot.train.engine import Engine
@@ -75,6 +77,14 @@ def main() -> None:
     for encoder, size in (("small", 64), ("small", 128), ("resnet18", 64), ("resnet18", 128)):
         cfg = load_config(args.config, [*common, f"model.encoder={encoder}", f"model.image_size={size}"])
         print(f"| {encoder} | {size} | {measure(cfg, args.steps)[1]:.0f} |", flush=True)
+    print()
+    native = bf16_autocast(pick_device(args.device))
+    print(f"| TCN, small CNN, 64 px | steps/s | ratio to float32 |  (bf16 native on this device: {'yes' if native else 'no'})")
+    print("| --- | ---: | ---: |")
+    fp32 = measure(load_config(args.config, [*common, "train.amp=false"]), args.steps)[0]
+    bf16 = measure(load_config(args.config, [*common, "train.amp=true"]), args.steps)[0]
+    print(f"| float32 | {fp32:.2f} | 1.00 |")
+    print(f"| bf16 autocast{'' if native else ' (off: not native here)'} | {bf16:.2f} | {bf16 / fp32:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 # tcn.align_weight aligns
 EMBODIMENTS = ("human", "robot", "unknown")
 
+# the pipeline's held-out recordings (evaluation data and the demo to imitate) use this seed plus the run's seed
+HELDOUT_SEED = 1000
+
 
 class UserError(Exception):
     """A problem the user can fix (bad path, bad config, corrupt file): reported in one line, exit 2."""

@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import EMBODIMENTS, UserError
+from . import EMBODIMENTS, HELDOUT_SEED, UserError
 
 # Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
 # once; each stage imports its own modules (torch, pybullet, stable-baselines3) when it runs.
@@ -87,6 +87,9 @@ def _resumed(args: argparse.Namespace) -> Path | None:
 
 
 def _pipeline(args: argparse.Namespace) -> None:
+    if args.seed is not None:  # one seed for the whole chain: --seed 0 is the packaged default
+        args.overrides = [f"{key}={args.seed}" for key in ("pipeline.seed", "record.seed", "train.seed", "rl.seed")] + [
+            f"pipeline.heldout_seed={HELDOUT_SEED + args.seed}", *args.overrides]
     cfg = _config(args, resumes=_resumed(args))
     _precheck(args, "pipeline")
     from .pipeline import run_pipeline
@@ -220,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run every stage end to end: record -> train-tcn -> evaluate -> train-rl -> replay. "
                        "Re-running the same command resumes.")
     p.add_argument("--out", type=Path, required=True, help="output folder (run again to resume)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"seed of every stage: the recordings (held-out ones: {HELDOUT_SEED} + SEED), the demo video, the TCN and the policy")
     _add_overwrite(p, "pipeline run")
     _add_common(p)
     p.set_defaults(func=_pipeline)
@@ -372,8 +377,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{stage}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not _interrupted(e):
+            raise
+        print(f"{stage}: interrupted", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    """Whether ``e`` was caused by Ctrl-C: Python wraps a KeyboardInterrupt that lands inside some of
+    its own machinery (e.g. a class body's ``__set_name__`` while torch is being imported) in a RuntimeError."""
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import math
 
-from . import UserError
+from . import HELDOUT_SEED, UserError
 from .envs.config import DEMONSTRATORS, PourConfig, _check, check_ranges
 from .io import atomic_write_text
 from .methods import METHODS
@@ -61,7 +61,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
-    amp: bool = True  # bf16 autocast on CUDA; ignored elsewhere
+    amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16 (device.bf16_autocast); ignored elsewhere
     compile: bool = False
     method: str = "tcn"  # the objective: a name of methods.METHODS (tcn-robot pretrain --method)
     val_episodes: int = 2  # the last episodes of the dataset, held out for validation
@@ -90,7 +90,7 @@ class PipelineSection:
     seed: int = 0  # seed of the human-proxy demonstration video
     video_size: int = 128  # image size of the demonstration video
     heldout_episodes: int = 6  # recorded with heldout_seed: evaluation data and the demo to imitate
-    heldout_seed: int = 1000
+    heldout_seed: int = HELDOUT_SEED
     replay_episodes: int = 2
 
 

@@ -204,10 +204,12 @@ class EmbeddingNet(nn.Module):
         """uint8 frames (N, H, W, 3) (numpy or tensor) -> raw per-frame embeddings (N, D) float32 on the
         CPU, in eval mode, in batches."""
         was_training = self.training
-        self.eval()
+        if was_training:  # switching modes walks every module: a cost per call when embedding frame by frame (RL)
+            self.eval()
         frames = torch.from_numpy(np.array(frames)) if isinstance(frames, np.ndarray) else torch.as_tensor(frames)
         out = [self.raw(self.preprocess(frames[i : i + batch_size])).cpu() for i in range(0, len(frames), batch_size)]
-        self.train(was_training)
+        if was_training:
+            self.train()
         return torch.cat(out) if out else torch.zeros(0, self.cfg.embedding_dim)
 
     @torch.no_grad()
@@ -215,9 +217,11 @@ class EmbeddingNet(nn.Module):
         """uint8 frames (N, H, W, 3) of one video in time order -> embeddings (N, D) float32 on the CPU,
         in eval mode (with ``context`` 1 the frames may be any set: each is embedded alone)."""
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         z = self.causal(self.frame_features(frames, batch_size).to(self.mean.device)).cpu()
-        self.train(was_training)
+        if was_training:
+            self.train()
         return z
 
 

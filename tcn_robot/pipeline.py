@@ -90,7 +90,8 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
 
 class StageClock:
     """``with clock(name):`` prints the stage's name, then records its wall time and the CPU time of
-    this process and of the worker processes it waited for (seconds) in ``into[name]``."""
+    this process and of the worker processes it waited for (seconds) in ``into[name]`` (not of RL's
+    environment processes, which are children of multiprocessing's fork server)."""
 
     def __init__(self, into: dict) -> None:
         self.into = into
@@ -128,7 +129,9 @@ def pipeline_report(m: dict, out: Path) -> str:
         rs = e.get("reward_same_view", {}).get("spearman_return_vs_poured")
         rows.append(f"| {name} | {100 * e.get('alignment_error', float('nan')):.1f} | "
                     f"{100 * e.get('classification_error_same_view', float('nan')):.1f} | {'-' if rs is None else f'{rs:.2f}'} |")
-    stages = ["| stage | wall time | CPU time (both cores: up to twice the wall time) |", "| --- | ---: | ---: |"]
+    # RL's environment processes are children of multiprocessing's fork server, so their CPU time is not counted
+    stages = ["| stage | wall time | CPU time of this process and the recording workers (2 cores: up to twice the wall time) |",
+              "| --- | ---: | ---: |"]
     stages += [f"| {name} | {s['wall_seconds'] / 60:.1f} min | {s['cpu_seconds'] / 60:.1f} min |" for name, s in m["stages"].items()]
     videos = " · ".join(f"[episode {k}](replay/episode_{k}.mp4) ([reward](replay/episode_{k}.png))" for k in range(len(rep["episodes"])))
     return "\n".join([

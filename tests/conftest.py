@@ -39,3 +39,12 @@ def pytest_sessionstart(session):
 def small_world():
     """Overrides that keep a world cheap: fewer particles, short episodes, small images."""
     return {"num_particles": 20, "episode_steps": 30, "image_size": 32}
+
+
+@pytest.fixture(autouse=True)
+def float32_training(monkeypatch):
+    """In-process training runs in float32 on every machine, so that the tiny runs of the tests behave
+    alike whether or not the CPU computes bf16 natively (tests/test_train.py checks the bf16 path)."""
+    from tcn_robot.train import engine
+
+    monkeypatch.setattr(engine, "bf16_autocast", lambda device: False)

@@ -62,6 +62,19 @@ def test_pipeline_writes_every_stage_and_resumes(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["record"]["recorded_now"] == 0
 
 
+def test_pipeline_seed_sets_the_seed_of_every_stage(tmp_path, monkeypatch):
+    import tcn_robot.pipeline
+
+    seen = []
+    monkeypatch.setattr(tcn_robot.pipeline, "run_pipeline", lambda cfg, out, overwrite: seen.append(cfg))
+    assert main(["pipeline", "--out", str(tmp_path / "a"), "--seed", "3", "rl.seed=7"]) == 0
+    assert main(["pipeline", "--out", str(tmp_path / "b")]) == 0
+    seeded, default = seen
+    assert (seeded.pipeline.seed, seeded.record.seed, seeded.train.seed, seeded.rl.seed) == (3, 3, 3, 7)  # an override wins
+    assert seeded.pipeline.heldout_seed == default.pipeline.heldout_seed + 3
+    assert (default.pipeline.seed, default.record.seed, default.train.seed, default.rl.seed) == (0, 0, 0, 0)
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -18,7 +18,7 @@ from tcn_robot.data.cache import FrameCache
 from tcn_robot.data.datasets import Clips, FrameAttributes, MultiViewTCNBatches, SingleViewTCNBatches
 from tcn_robot.data.episodes import Dataset, load_episode
 from tcn_robot.data.importer import import_videos
-from tcn_robot.config import parse_mix
+from tcn_robot.config import load_config, parse_mix
 from tcn_robot.data.record import env_config, plan_episodes, record_dataset
 from tcn_robot.envs import ATTRIBUTES, PourEnv, make_pour_config, run_demonstrator
 from tcn_robot.video import read_video, write_video
@@ -89,7 +89,8 @@ def test_shard_union_equals_one_unsharded_recording(tmp_path, reference):
 def test_resume_after_a_worker_is_killed_mid_episode(tmp_path):
     longer = {**SMALL, "episode_steps": 40}  # long enough to be caught mid-episode
     uninterrupted = tmp_path / "uninterrupted"
-    record_dataset(make_pour_config(**longer), uninterrupted, 4, 2, 32, 0, MIX)
+    quickstart = load_config(None).env  # the world `tcn-robot record` simulates without --config
+    record_dataset(make_pour_config(quickstart, **longer), uninterrupted, 4, 2, 32, 0, MIX)
     reference = decoded(uninterrupted)
     out = tmp_path / "killed"
     cmd = [str(Path(sys.executable).with_name("tcn-robot")), "record", "--out", str(out), "--episodes", "4",

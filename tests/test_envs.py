@@ -7,7 +7,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from tcn_robot.config import load_config
 from tcn_robot.envs import ATTRIBUTES, ENV_IDS, PourEnv, make_pour_config, run_demonstrator
+from tcn_robot.envs.checks import watch_wall_crossings
 from tcn_robot.envs.demonstrators import MISSES, pour_plan
 
 
@@ -93,35 +95,18 @@ def test_action_moves_the_cup_the_way_it_says(small_world):
     assert env.measurement.tilt > 0.6
 
 
-def _crossings(world):
-    """Wrap ``world.sim.step`` to count particles that go from inside the cup to inside or beyond
-    its wall (or floor) below the rim within one physics step: passing through, not over the rim."""
-    cfg = world.cfg
-    inner, wall, height, r = cfg.cup_radius, cfg.cup_wall, cfg.cup_height, cfg.particle_radius
-    state = {"inside": None, "count": 0, "steps": 0}
-    step = world.sim.step
-
-    def checked_step():
-        step()
-        local = world.cup_local(world.particle_positions())
-        radial = np.hypot(local[:, 0], local[:, 1])
-        inside = (radial < inner) & (local[:, 2] >= 0) & (local[:, 2] <= height)
-        through = ((radial > inner + wall / 2) | (local[:, 2] < -wall / 2)) & (local[:, 2] < height - 2 * r)
-        if state["inside"] is not None:
-            state["count"] += int(np.sum(state["inside"] & through))
-        state["inside"] = inside
-        state["steps"] += 1
-
-    world.sim.step = checked_step
-    return state
+def _world(which: str):
+    """The default world's config, or the quickstart's (cheaper physics: docs/world.md)."""
+    return load_config(None).env if which == "quickstart" else None
 
 
+@pytest.mark.parametrize("world", ["default", "quickstart"])
 @pytest.mark.parametrize("name", ["human", "robot"])
-def test_no_particle_passes_through_the_cup_walls_during_scripted_pours(name):
-    env = PourEnv(embodiment="human" if name == "human" else "robot")
+def test_no_particle_passes_through_the_cup_walls_during_scripted_pours(name, world):
+    env = PourEnv(_world(world), embodiment="human" if name == "human" else "robot")
     for seed in range(3):
         steps = run_demonstrator(name, env, seed, partial_prob=0.0, miss_prob=0.0)
-        state = _crossings(env.world)  # after the reset: build() settles through the plain step
+        state = watch_wall_crossings(env.world)  # after the reset: build() settles through the plain step
         left = 0
         for step in steps:
             left = 1 - step.info["fraction_in_cup"]
@@ -136,7 +121,7 @@ def test_the_crossing_check_catches_a_particle_pushed_through_the_wall():
     env = PourEnv(num_particles=5, episode_steps=5)
     env.reset(seed=0)
     world = env.world
-    state = _crossings(world)
+    state = watch_wall_crossings(world)
     world.sim.step()
     pos, quat = world.cup_pose()
     outside = np.asarray(pos) + np.array([world.cfg.cup_radius + 0.03, 0.0, 0.02])
@@ -145,8 +130,8 @@ def test_the_crossing_check_catches_a_particle_pushed_through_the_wall():
     assert state["count"] == 1
 
 
-def _final_fractions(name, seeds, **kwargs):
-    env = PourEnv(embodiment="human" if name == "human" else "robot")
+def _final_fractions(name, seeds, world="default", **kwargs):
+    env = PourEnv(_world(world), embodiment="human" if name == "human" else "robot")
     out = []
     for seed in seeds:
         for step in run_demonstrator(name, env, seed, **kwargs):
@@ -156,9 +141,10 @@ def _final_fractions(name, seeds, **kwargs):
     return np.array(out)
 
 
+@pytest.mark.parametrize("world", ["default", "quickstart"])
 @pytest.mark.parametrize("name", ["human", "robot"])
-def test_scripted_pours_get_90_percent_into_the_bowl_on_9_of_10_seeds(name):
-    fractions = _final_fractions(name, range(10), partial_prob=0.0, miss_prob=0.0)
+def test_scripted_pours_get_90_percent_into_the_bowl_on_9_of_10_seeds(name, world):
+    fractions = _final_fractions(name, range(10), world, partial_prob=0.0, miss_prob=0.0)
     assert np.sum(fractions >= 0.9) >= 9, fractions
 
 

@@ -22,7 +22,7 @@ from tcn_robot.models import embed_episode
 from tcn_robot.train.tcn import train_tcn
 
 FAST = ["model.image_size=32", "model.width=16", "model.head_channels=32", "model.hidden=64",
-        "tcn.sequences_per_batch=3", "tcn.frames_per_sequence=8", "train.log_every=1"]
+        "tcn.sequences_per_batch=3", "tcn.frames_per_sequence=8", "train.log_every=1", "train.val_episodes=2"]
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,25 @@ def test_a_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoin
     with pytest.raises(UserError, match=r"loss became nan at step 3.*last good checkpoint .*last.pt is intact"):
         train_tcn(c, dataset, tmp_path, resume=True)
     assert (tmp_path / "checkpoints/last.pt").read_bytes() == good
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_autocast_runs_where_the_device_computes_bf16_natively(dataset, tmp_path, monkeypatch, native):
+    """train.amp trains in bf16 on a device with native bf16 (device.bf16_autocast) and in float32
+    elsewhere; the checkpoint holds float32 weights either way."""
+    from tcn_robot.train import engine
+
+    monkeypatch.setattr(engine, "bf16_autocast", lambda device: native)
+    dtypes = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: dtypes.add(out.dtype) if isinstance(module, torch.nn.Conv2d) else None)
+    try:
+        m = train_tcn(cfg("train.steps=2", "train.val_every=100"), dataset, tmp_path)
+    finally:
+        hook.remove()
+    assert (torch.bfloat16 in dtypes) == native and torch.float32 in dtypes  # validation runs in float32
+    assert np.isfinite(m["train_loss_final"])
+    assert {v.dtype for v in load_checkpoint(tmp_path / "checkpoints/last.pt")["model"].values() if v.is_floating_point()} == {torch.float32}
 
 
 def test_refuses_to_overwrite_a_run_and_resume_needs_one(dataset, tmp_path):

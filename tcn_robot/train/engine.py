@@ -1,7 +1,7 @@
 """One training loop for every method: TCN and the pretext trainers.
 
 A method (``method.py``) supplies a batch source and ``forward(net, batch) -> (loss, logs)``; the
-engine owns the rest: device choice, bf16 autocast on CUDA, channels-last, optional
+engine owns the rest: device choice, bf16 autocast (CUDA and bf16-capable CPUs), channels-last, optional
 ``torch.compile``, DDP under ``torchrun`` (network and method heads together), gradient clipping,
 atomic checkpoints of both with every random state (``--resume`` continues exactly where the run
 stopped), NaN/inf detection, TensorBoard scalars, a progress bar, and periodic validation that
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .. import UserError, distributed
 from ..checkpoint import load_checkpoint, model_state, save_checkpoint
 from ..config import TrainConfig
-from ..device import pick_device
+from ..device import bf16_autocast, pick_device
 from ..io import write_json
 from ..models import EmbeddingNet
 from ..processes import StopRequest
@@ -130,7 +130,7 @@ class Engine:
 
             # a resumed run hides what an interrupted one logged after its last checkpoint
             writer = SummaryWriter(str(self.run / TENSORBOARD), purge_step=self.step + 1 if resume else None)
-        amp = self.cfg.amp and self.device.type == "cuda"
+        amp = self.cfg.amp and bf16_autocast(self.device)
         bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not distributed.is_main(), mininterval=1.0)
         frames_before, recent = self.frames_seen, []
         self.objective.train()
