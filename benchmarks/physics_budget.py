@@ -19,7 +19,7 @@ import numpy as np
 from tcn_robot.envs import PourEnv, run_demonstrator
 from tcn_robot.envs.checks import watch_wall_crossings
 
-VARIANTS = ["", "solver_iterations=5", "physics_hz=160 substeps=8", "physics_hz=120 substeps=6"]
+VARIANTS = ["", "physics_hz=160 substeps=8", "physics_hz=160 substeps=8 solver_iterations=5", "physics_hz=120 substeps=6"]
 
 
 def parse(variant: str) -> dict:
