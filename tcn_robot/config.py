@@ -332,7 +332,8 @@ def parse_mix(text: str) -> dict[str, float]:
 
 
 # What a resumed run may change; every other key is the run's own (its model, data, objective, method).
-_TRAINING = ("train.steps", "train.checkpoint_every", "train.checkpoint_minutes", "train.val_every", "train.log_every", "train.device")
+_TRAINING = ("train.steps", "train.checkpoint_every", "train.checkpoint_minutes", "train.val_every", "train.log_every", "train.device",
+             "train.amp")  # how the arithmetic runs, as the device: a resumed run may move to another machine
 RESUME_MAY_CHANGE = {
     "train-tcn": _TRAINING, "pretrain": _TRAINING,
     "train-rl": ("rl.steps", "rl.eval_every", "rl.eval_episodes", "train.device"),
