@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from tcn_robot.envs import PourEnv, run_demonstrator
 from tcn_robot.envs.checks import watch_wall_crossings
@@ -23,11 +24,8 @@ VARIANTS = ["", "physics_hz=160 substeps=8", "physics_hz=160 substeps=8 solver_i
 
 
 def parse(variant: str) -> dict:
-    out = {}
-    for item in variant.split():
-        key, value = item.split("=")
-        out[key] = float(value) if "." in value or key == "physics_hz" else int(value)
-    return out
+    """``"physics_hz=160 substeps=8"`` -> PourConfig overrides (typed by the schema when the env is built)."""
+    return OmegaConf.to_container(OmegaConf.from_dotlist(variant.split()))
 
 
 def steps_per_second(overrides: dict, seeds: int) -> float:

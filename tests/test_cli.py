@@ -75,6 +75,25 @@ def test_pipeline_seed_sets_the_seed_of_every_stage(tmp_path, monkeypatch):
     assert (default.pipeline.seed, default.record.seed, default.train.seed, default.rl.seed) == (0, 0, 0, 0)
 
 
+def test_a_ctrl_c_that_python_wrapped_in_another_error_prints_one_line(monkeypatch, capsys):
+    """A KeyboardInterrupt landing in a class body's __set_name__ (as while torch imports) reaches the
+    command as a RuntimeError caused by it; any other error still propagates."""
+    import tcn_robot.cli as cli
+
+    def wrapped(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__") from e
+
+    monkeypatch.setattr(cli, "_pipeline", wrapped)
+    assert main(["pipeline", "--out", "x"]) == 130
+    assert capsys.readouterr().err.strip() == "tcn-robot pipeline: interrupted"
+    monkeypatch.setattr(cli, "_pipeline", lambda args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        main(["pipeline", "--out", "x"])
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
