@@ -16,6 +16,7 @@ the bowl, one row per behaviour; ``--policy RUN`` adds a row for the determinist
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +52,18 @@ class Policy:
         self.steps = run_cfg.env.episode_steps
         cpu = torch.device("cpu")
         self.encoder, self.demo = observation_parts(run_cfg, cpu, learned_reward_parts(run_cfg, cpu)) or (None, None)
+        self.obs_stats = None
+        if run_cfg.rl.normalize_obs:  # standardized as in training (SB3 VecNormalize: epsilon 1e-8, clipped to 10)
+            s = json.loads((run / "checkpoints" / "last.vecnormalize.json").read_text())["obs"]
+            self.obs_stats = np.asarray(s["mean"]), np.sqrt(np.asarray(s["var"]) + 1e-8)
 
     def observe(self, states: np.ndarray, frames: np.ndarray, t: np.ndarray) -> np.ndarray:
         """What the policy observes (N, O') at env states (N, O) with agent views (N, H, W, 3) at steps t (N,)."""
-        if self.encoder is None:
-            return states
-        return appended_observation(states, self.encoder(frames), self.demo, t, self.steps)
+        obs = states if self.encoder is None else appended_observation(states, self.encoder(frames), self.demo, t, self.steps)
+        if self.obs_stats is None:
+            return obs
+        mean, std = self.obs_stats
+        return np.clip((obs - mean) / std, -10.0, 10.0).astype(np.float32)
 
     def act(self, obs: np.ndarray, frame: np.ndarray, t: int) -> np.ndarray:
         return self.model.predict(self.observe(obs[None], frame[None], np.array([t])), deterministic=True)[0][0]

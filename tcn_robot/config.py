@@ -166,6 +166,10 @@ class RLSection:
     # observation normalization); learned rewards of about -1 per step otherwise give value targets
     # near -60 that the clipped value gradient took ~26k steps to reach, while the policy drifted
     normalize_reward: bool = True
+    # standardize every observation by the running mean and std of the training observations (SB3
+    # VecNormalize; frozen for evaluation and replay, saved beside the policy): the state's positions
+    # move by centimetres, the embeddings by tenths
+    normalize_obs: bool = False
     steps: int = 200_000
     n_envs: int = 2
     seed: int = 0

@@ -5,7 +5,7 @@ stable-baselines3 saves a model as a zip whose ``data`` entry is JSON with some 
 code planted in the file. Here a policy is saved as SB3's zip (its weights are read by
 ``torch.load(weights_only=True)``) and read with every pickled entry replaced by an object rebuilt
 from the run's config and environment (``custom_objects``); a zip with any other pickled entry is
-refused. The reward-normalization statistics are JSON, SAC's replay buffer is an ``.npz`` of arrays.
+refused. The normalization statistics (return, observations) are JSON, SAC's replay buffer is an ``.npz``.
 """
 from __future__ import annotations
 
@@ -60,9 +60,10 @@ def load_policy(path: str | Path, algo: type[BaseAlgorithm], venv: VecEnv, clip_
 
 
 def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -> None:
-    """``model`` to ``path`` (SB3's zip) and, when it trains on normalized rewards, their running
-    statistics to ``path`` with suffix ``.vecnormalize.json``; with ``replay_buffer``, an off-policy
-    model's buffer to ``.replay.npz``. Each file is written atomically."""
+    """``model`` to ``path`` (SB3's zip) and, when its env is a ``VecNormalize``, the running statistics
+    of the return and (with ``norm_obs``) of the observations to ``path`` with suffix
+    ``.vecnormalize.json``; with ``replay_buffer``, an off-policy model's buffer to ``.replay.npz``.
+    Each file is written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.zip")
     model.save(tmp)
@@ -70,7 +71,11 @@ def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -
     venv = model.get_env()
     if isinstance(venv, VecNormalize):
         rms = venv.ret_rms
-        write_json(path.with_suffix(".vecnormalize.json"), {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)})
+        stats = {"mean": float(rms.mean), "var": float(rms.var), "count": float(rms.count)}
+        if venv.norm_obs:
+            obs = venv.obs_rms
+            stats["obs"] = {"mean": obs.mean.tolist(), "var": obs.var.tolist(), "count": float(obs.count)}
+        write_json(path.with_suffix(".vecnormalize.json"), stats)
     if replay_buffer and isinstance(model, OffPolicyAlgorithm):
         buf = model.replay_buffer
         arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -80,14 +85,20 @@ def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -
         os.replace(tmp_npz, path.with_suffix(".replay.npz"))
 
 
-def restore_reward_stats(venv: VecNormalize, path: Path) -> None:
-    """Set ``venv``'s running return statistics from ``path`` (``save_policy``'s ``.vecnormalize.json``)."""
+def restore_normalization(venv: VecNormalize, path: Path) -> None:
+    """Set ``venv``'s running statistics of the return and, with ``norm_obs``, of the observations from
+    ``path`` (``save_policy``'s ``.vecnormalize.json``)."""
     stats = path.with_suffix(".vecnormalize.json")
     try:
         s = json.loads(stats.read_text())
         venv.ret_rms.mean, venv.ret_rms.var, venv.ret_rms.count = np.float64(s["mean"]), np.float64(s["var"]), float(s["count"])
+        if venv.norm_obs:
+            mean, var = np.asarray(s["obs"]["mean"], np.float64), np.asarray(s["obs"]["var"], np.float64)
+            if mean.shape != venv.obs_rms.mean.shape or var.shape != mean.shape:
+                raise ValueError(f"observation statistics of shape {mean.shape}, the policy observes {venv.obs_rms.mean.shape}")
+            venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = mean, var, float(s["obs"]["count"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{stats}: unreadable reward statistics ({type(e).__name__})") from None
+        raise UserError(f"{stats}: unreadable normalization statistics ({str(e).splitlines()[0] if isinstance(e, ValueError) else type(e).__name__})") from None
 
 
 def restore_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:

@@ -24,7 +24,7 @@ from .io import write_json
 from .methods import BASELINES
 from .policy_io import load_policy
 from .reward import demo_index
-from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts
+from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts, policy_view
 from .video import VideoWriter
 
 STRIP_FRAMES = 6  # columns of the frame strip of each episode
@@ -64,6 +64,8 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
     encoder, demo_emb = learned_reward_parts(cfg, device)
     cfg = replace(cfg, env=replace(cfg.env, views_in_info=True))  # each step's frames, before the VecEnv's auto-reset
     venv = make_vec_env(cfg, 1, encoder, demo_emb, observation_parts(cfg, device, (encoder, demo_emb)))
+    if policy == "trained":
+        venv = policy_view(venv, cfg, ckpt)
     try:
         model = load_policy(ckpt, ALGOS[cfg.rl.algo], venv, cfg.rl.ppo.clip_range, cfg.rl.sac.train_freq) if policy == "trained" else None
     except BaseException:

@@ -6,7 +6,7 @@ ground-truth fraction poured and success rate, TensorBoard curves, best and last
 ``--resume``, and ``metrics.json`` with the final evaluation.
 
 Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``
-(with ``last.vecnormalize.json`` and, for SAC, ``last.replay.npz`` for ``--resume``; nothing in it is
+(with ``{last,best}.vecnormalize.json``, the normalization statistics, and, for SAC, ``last.replay.npz`` for ``--resume``; nothing in it is
 unpickled, see ``policy_io.py``), ``tb/`` (TensorBoard), ``eval.json`` (the evaluation history),
 ``eval_curve.png``, ``metrics.json``.
 """
@@ -37,7 +37,7 @@ from .envs import PourEnv
 from .evaluate.encoders import baseline_encoder, checkpoint_encoder
 from .io import write_json
 from .methods import BASELINES
-from .policy_io import load_policy, restore_replay_buffer, restore_reward_stats, save_policy
+from .policy_io import load_policy, restore_normalization, restore_replay_buffer, save_policy
 from .processes import StopRequest, leave_interrupts_to_parent
 from .reward import KINDS, LearnedRewardVecEnv
 
@@ -116,6 +116,24 @@ def make_vec_env(cfg: Config, n_envs: int, encoder=None, demo=None, observe: tup
     if encoder is not None:
         venv = LearnedRewardVecEnv(venv, encoder, demo, cfg.reward, cfg.rl.reward, cfg.env.episode_steps, observe)
     return venv
+
+
+def policy_view(venv: VecEnv, cfg: Config, statistics: VecNormalize | Path) -> VecEnv:
+    """``venv`` (with raw rewards) as a trained policy sees it: with ``rl.normalize_obs``, its
+    observations standardized by the training statistics, never updated: those of the training env
+    ``statistics`` (shared, so they follow training), or read from the checkpoint path ``statistics``."""
+    if not cfg.rl.normalize_obs:
+        return venv
+    view = VecNormalize(venv, norm_obs=True, norm_reward=False, training=False)
+    if isinstance(statistics, VecNormalize):
+        view.obs_rms = statistics.obs_rms
+    else:
+        try:
+            restore_normalization(view, statistics)
+        except BaseException:
+            venv.close()
+            raise
+    return view
 
 
 def evaluate(model: BaseAlgorithm, venv: VecEnv, episodes: int, seed: int = EVAL_SEED) -> dict:
@@ -262,14 +280,15 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
     eval_env = None
     try:
         venv.seed(rl.seed)
-        if rl.normalize_reward:
-            venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=rl.ppo.gamma if rl.algo == "ppo" else rl.sac.gamma)
+        if rl.normalize_reward or rl.normalize_obs:
+            venv = VecNormalize(venv, norm_obs=rl.normalize_obs, norm_reward=rl.normalize_reward,
+                                gamma=rl.ppo.gamma if rl.algo == "ppo" else rl.sac.gamma)
         history = []
         if mode == "resume":
             model = load_policy(last, ALGOS[rl.algo], venv, rl.ppo.clip_range, rl.sac.train_freq)
             model.tensorboard_log = str(run / runs.TENSORBOARD)
-            if rl.normalize_reward:
-                restore_reward_stats(venv, last)
+            if isinstance(venv, VecNormalize):
+                restore_normalization(venv, last)
             if isinstance(model, OffPolicyAlgorithm):
                 restore_replay_buffer(model, last)
             if (run / runs.EVAL_HISTORY).is_file():
@@ -280,7 +299,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
         if changes:
             runs.record_resume(run, model.num_timesteps, changes)
         save_config(cfg, run)
-        eval_env = make_vec_env(cfg, 1, encoder, demo, observe)
+        eval_env = policy_view(make_vec_env(cfg, 1, encoder, demo, observe), cfg, venv)
         with StopRequest() as stop:
             callback = EvalAndCheckpoint(run, eval_env, rl.eval_every, rl.eval_episodes, rl.steps, history,
                                          cfg.train.checkpoint_minutes, stop)

@@ -233,6 +233,35 @@ def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_epis
         assert (out / "episode_0.png").stat().st_size > 0
 
 
+def test_normalized_observations_are_evaluated_resumed_and_replayed_with_the_training_statistics(tmp_path, demo_episode, capsys):
+    run = tmp_path / "run"
+    args = ["train-rl", "--out", str(run), "--reward", "tcn", "--encoder", "pixels", "--demo", str(demo_episode), "--n-envs", "2",
+            "env.episode_steps=20", "env.num_particles=10", "env.image_size=32", "rl.append_embedding=true",
+            "rl.normalize_obs=true", "rl.eval_every=128", "rl.eval_episodes=2", "rl.ppo.n_steps=64", "rl.ppo.batch_size=64",
+            "rl.ppo.n_epochs=1"]
+    assert main([*args, "--steps", "128"]) == 0
+    best = run / "checkpoints" / "best.vecnormalize.json"
+    stats = json.loads(best.read_text())["obs"]
+    assert len(stats["mean"]) == len(stats["var"]) == 18 + 2 * 16 * 16 * 3  # state + the pixel embeddings of agent and demo
+    assert abs(stats["count"] - 2 * (1 + 128 // 2)) < 1  # every training observation: the first resets, then 64 steps of 2 envs
+    assert min(stats["var"][:7]) > 0  # the joints moved
+    # the saved policy replayed on the evaluation's seeds sees what the evaluation saw: the same learned returns
+    evaluated = json.loads((run / "eval.json").read_text())[-1]
+    assert main(["replay", "--run", str(run), "--episodes", "2", "--out", str(tmp_path / "replay")]) == 0
+    replayed = json.loads((tmp_path / "replay" / "metrics.json").read_text())["episodes"]
+    assert np.mean([e["learned_return"] for e in replayed]) == pytest.approx(evaluated["return_mean"], abs=1e-4)
+    assert main([*args, "--steps", "192", "--resume"]) == 0  # the statistics continue from the saved ones
+    assert json.loads((run / "checkpoints" / "last.vecnormalize.json").read_text())["obs"]["count"] > stats["count"] + 64
+    broken = json.loads(best.read_text())
+    broken["obs"]["mean"] = broken["obs"]["mean"][:5]
+    best.write_text(json.dumps(broken))
+    capsys.readouterr()
+    assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay2")]) == 2
+    err = capsys.readouterr().err
+    assert str(best) in err and "observation statistics" in err and "Traceback" not in err
+    assert not (tmp_path / "replay2").exists()
+
+
 def test_train_rl_and_replay_observe_the_named_encoder(tmp_path, demo_episode):
     run = tmp_path / "run"
     assert main(["train-rl", "--out", str(run), "--reward", "tcn", "--encoder", "pixels", "--observe-encoder", "random",
