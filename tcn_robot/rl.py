@@ -6,9 +6,9 @@ ground-truth fraction poured and success rate, TensorBoard curves, best and last
 ``--resume``, and ``metrics.json`` with the final evaluation.
 
 Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``
-(with ``{last,best}.vecnormalize.json``, the normalization statistics, and, for SAC, ``last.replay.npz`` for ``--resume``; nothing in it is
-unpickled, see ``policy_io.py``), ``tb/`` (TensorBoard), ``eval.json`` (the evaluation history),
-``eval_curve.png``, ``metrics.json``.
+(with ``{last,best}.vecnormalize.json``, the normalization statistics, and, for SAC, ``last.replay.npz``
+for ``--resume``; nothing in it is unpickled, see ``policy_io.py``), ``tb/`` (TensorBoard), ``eval.json``
+(the evaluation history), ``eval_curve.png``, ``metrics.json``.
 """
 from __future__ import annotations
 
