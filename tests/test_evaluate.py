@@ -8,6 +8,7 @@ from tcn_robot.cli import main
 from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
 from tcn_robot.evaluate.metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency,
+                                        embodiment_alignment_error,
                                         kendall_tau, linear_probe_error, spearman)
 from tcn_robot.config import RewardConfig
 from tcn_robot.reward import demo_index, episode_tcn_rewards, tcn_reward
@@ -24,6 +25,17 @@ def test_perfect_embedding_has_zero_alignment_error_and_tau_one():
     assert alignment_error(e) == 0.0
     assert alignment_tau(curve(50), curve(80)) == pytest.approx(1.0)
     assert cycle_consistency(curve(50), curve(50)) == 1.0
+
+
+def test_embodiment_alignment_pairs_each_human_view_with_the_robot_view_of_its_camera():
+    t = 40
+    up = np.stack([np.linspace(0, 1, t), np.zeros(t)], 1)
+    e = np.stack([up, up[::-1], up, up[::-1]])  # cameras 0 and 1 see time run in opposite directions
+    assert embodiment_alignment_error(e, ["human", "human", "robot", "robot"]) == 0.0
+    # had the human view of camera 0 been paired with the robot view of camera 1, the error would be large
+    assert alignment_error(e[[0, 3]]) > 0.4
+    assert embodiment_alignment_error(e[[0, 1, 3, 2]], ["human", "human", "robot", "robot"]) > 0.4
+    assert embodiment_alignment_error(e, ["human"] * 4) is None and embodiment_alignment_error(e, ["robot"] * 4) is None
 
 
 def test_constant_embedding_gives_chance_alignment_error():
@@ -105,7 +117,7 @@ def test_the_alignment_window_forgives_a_lag_of_up_to_its_width():
 
 def test_evaluate_writes_metrics_report_and_figures(tmp_path):
     data = tmp_path / "data"
-    record_dataset(make_pour_config(num_particles=12), data, 6, 2, 32, 5, "human=0.5,robot=0.25,random=0.25")
+    record_dataset(make_pour_config(num_particles=12), data, 6, 2, 32, 5, "paired=0.34,human=0.33,random=0.33")
     out = tmp_path / "eval"
     rc = main(["evaluate", "--baseline", "random", "--baseline", "random-features", "--baseline", "pixels", "--data", str(data),
                "--out", str(out), "model.image_size=32", "model.width=8", "evaluate.probe_steps=20"])
@@ -114,6 +126,7 @@ def test_evaluate_writes_metrics_report_and_figures(tmp_path):
     assert set(m) == {"random init", "random features", "pixels 16x16"}
     for name, r in m.items():
         assert 0 <= r["alignment_error"] <= 1 and 0 <= r["classification_error_same_view"] <= 1
+        assert 0 <= r["embodiment_alignment_error"] <= 1  # the paired episodes: human and robot views of one camera
         for f in r["plots"].values():
             assert (out / f).stat().st_size > 0
     report = (out / "report.md").read_text()

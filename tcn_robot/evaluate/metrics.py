@@ -30,6 +30,22 @@ def alignment_error(embeddings) -> float:
     return float(torch.stack(errs).mean())
 
 
+def embodiment_alignment_error(embeddings, view_embodiments: list[str]) -> float | None:
+    """Alignment error between the human-proxy and the robot views of one paired (twin) episode.
+
+    ``embeddings`` (V, T, D) with ``view_embodiments`` naming each view's embodiment: the k-th human
+    view and the k-th robot view are one camera filming both embodiments at the same instants, so this
+    is ``alignment_error`` across embodiments, the gap a reward against a human video must bridge.
+    The mean over cameras; None when the episode lacks either embodiment.
+    """
+    human = [v for v, e in enumerate(view_embodiments) if e == "human"]
+    robot = [v for v, e in enumerate(view_embodiments) if e == "robot"]
+    if not human or not robot:
+        return None
+    e = np.asarray(embeddings)
+    return float(np.mean([alignment_error(e[[h, r]]) for h, r in zip(human, robot)]))
+
+
 def mean_alignment_error(episodes: list) -> float:
     """Mean of ``alignment_error`` over episodes, each (V, T, D)."""
     return float(np.mean([alignment_error(e) for e in episodes]))

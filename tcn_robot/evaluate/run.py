@@ -26,8 +26,8 @@ from ..reward import episode_tcn_rewards
 from ..device import pick_device
 from . import plots
 from .encoders import Encoder, baseline_encoder, checkpoint_encoder
-from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, kendall_tau,
-                      linear_probe_error, spearman)
+from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, embodiment_alignment_error,
+                      kendall_tau, linear_probe_error, spearman)
 
 
 def _embed(enc: Encoder, frames: np.ndarray) -> np.ndarray:
@@ -79,6 +79,9 @@ class Evaluation:
         m: dict = {"encoder": enc.name}
         if self.views >= 2:
             m["alignment_error"] = float(np.mean([alignment_error(e[: self.views]) for e in embs]))
+        twins = [embodiment_alignment_error(e, mt["view_embodiments"]) for e, mt in zip(embs, self.metas) if "view_embodiments" in mt]
+        if any(x is not None for x in twins):  # paired episodes: the human and the robot filmed at once
+            m["embodiment_alignment_error"] = float(np.mean([x for x in twins if x is not None]))
         m.update(self._classification(embs))
         m.update(self._alignment_pairs(embs))
         m.update(self._reward_quality(embs, demo, names))
@@ -252,15 +255,16 @@ def _yes_no(x: bool | None) -> str:
 
 def report(results: dict, ev: Evaluation, data) -> str:
     rows = [
-        "| encoder | alignment error % | classification error % (same view) | (cross view) | linear probe error % "
+        "| encoder | alignment error % | human / robot alignment error % (paired episodes) | classification error % (same view) | (cross view) | linear probe error % "
         "| Kendall tau (same / cross) | cycle consistency (same / cross) | reward Spearman (same / cross demo view) "
         "| mean reward: human / robot / random pours | successful > failed demos > random (groups present) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
     for name, m in results.items():
         rs, rc = m.get("reward_same_view", {}), m.get("reward_cross_view", {})
         rows.append(
-            f"| {name} | {_f(m.get('alignment_error'))} | {_f(m.get('classification_error_same_view'))} "
+            f"| {name} | {_f(m.get('alignment_error'))} | {_f(m.get('embodiment_alignment_error'))} "
+            f"| {_f(m.get('classification_error_same_view'))} "
             f"| {_f(m.get('classification_error_cross_view'))} | {_f(m.get('linear_probe_error'))} "
             f"| {_f(m.get('kendall_tau_same_view'), False)} / {_f(m.get('kendall_tau_cross_view'), False)} "
             f"| {_f(m.get('cycle_consistency_same_view'), False)} / {_f(m.get('cycle_consistency_cross_view'), False)} "
@@ -278,7 +282,8 @@ def report(results: dict, ev: Evaluation, data) -> str:
     return "\n".join([
         "# Embedding evaluation", "",
         f"Held-out data: `{data}` ({len(ev.cache)} episodes, {ev.views} views); demo for the reward: `{ev.demo_name}`.", "",
-        "Alignment error: mean |t - t_nn| / T between views of an episode (lower is better). Classification error: "
+        "Alignment error: mean |t - t_nn| / T between views of an episode (lower is better); human / robot: the same "
+        "between the human-proxy and the robot views of one camera in paired (twin) episodes, - without them. Classification error: "
         "1 - class-averaged recall@1 of the five attributes, neighbours from other episodes, classes never retrieved "
         "count as misses (lower is better). Kendall tau and cycle consistency over pairs of successful episodes "
         "(higher is better). Reward Spearman: rank correlation of an episode's mean TCN reward against the "
