@@ -3,10 +3,11 @@ budget, evaluates all of them in one ``tcn-robot evaluate`` call beside the untr
 prints one table (also written to OUT/table1.md).
 
     python benchmarks/table1.py --config configs/table1.yaml --data runs/data_train --heldout runs/data_heldout \\
-        --out runs/table1 [--jobs 2] [--only tcn-mv-infonce simclr ...] [--demo EPISODE]
+        --out runs/table1 [--jobs 2] [--only tcn-mv-infonce simclr ...] [--demo EPISODE] [key=value ...]
 
 Runs already finished in OUT are kept and interrupted ones resumed, so the same command continues an
-interrupted comparison. With ``--jobs J`` J trainings run at once, each with cores / J threads (``--threads``).
+interrupted comparison. ``key=value`` overrides (``train.steps=3000``) apply to every training and to the
+evaluation. With ``--jobs J`` J trainings run at once, each with cores / J threads (``--threads``).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def train(name: str, args, steps: int, threads: int) -> dict:
     if metrics.is_file() and json.loads(metrics.read_text()).get("steps") == steps:
         return json.loads(metrics.read_text())
     command, extra = RUNS[name]
-    cmd = [SCRIPT, command, "--config", str(args.config), "--data", str(args.data), "--out", str(run), *extra]
+    cmd = [SCRIPT, command, "--config", str(args.config), "--data", str(args.data), "--out", str(run), *extra, *args.overrides]
     if (run / "checkpoints" / "last.pt").is_file():
         cmd.append("--resume")
     elif run.exists():
@@ -91,14 +92,15 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="threads per training (default: cores / jobs)")
     ap.add_argument("--only", nargs="+", choices=list(RUNS), default=list(RUNS))
+    ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    steps = load_config(args.config).train.steps
+    steps = load_config(args.config, args.overrides).train.steps
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         finished = dict(zip(args.only, pool.map(lambda n: train(n, args, steps, threads), args.only)))
     evaluate = [SCRIPT, "evaluate", "--config", str(args.config), "--data", str(args.heldout), "--out", str(args.out / "evaluate"),
-                "--overwrite", *[a for b in BASELINES for a in ("--baseline", b)],
+                "--overwrite", *args.overrides, *[a for b in BASELINES for a in ("--baseline", b)],
                 *[a for n in args.only for a in ("--checkpoint", f"{n}={args.out / n / 'checkpoints' / 'best.pt'}")]]
     if args.demo:
         evaluate += ["--demo", str(args.demo)]

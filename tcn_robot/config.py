@@ -58,6 +58,8 @@ class TrainConfig:
 
     steps: int = 1500
     lr: float = 3e-4
+    schedule: str = "constant"  # constant | cosine: the learning rate decays to 0 at train.steps (Loshchilov & Hutter 2017)
+    warmup_steps: int = 0  # linear warm-up from 0 to train.lr over this many steps
     weight_decay: float = 1e-4
     grad_clip: float = 5.0
     device: str = "auto"  # auto (cuda, then mps, then cpu) | cpu | cuda | mps
@@ -259,7 +261,7 @@ SEED = (0, 2**31 - 1)
 COUNT = (1, 10**9)
 CHOICES = {
     "model.encoder": ("small", "resnet18"), "train.device": ("auto", "cpu", "cuda", "mps"), "train.method": tuple(METHODS),
-    "train.select_best": ("alignment_error", "pretext_error"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal"),
+    "train.select_best": ("alignment_error", "pretext_error"), "train.schedule": ("constant", "cosine"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal"),
     **{f"{spec.section}.{key}": allowed for spec in METHODS.values() for key, allowed in spec.choices.items()},
 }
 RANGES = {
@@ -270,7 +272,7 @@ RANGES = {
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
                 "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0)},
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
-              "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
+              "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},
     "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6)},
     "rl": {"demo_view": (0, 63), "steps": COUNT, "n_envs": (1, 256), "seed": SEED, "eval_every": COUNT, "eval_episodes": (1, 10**6)},

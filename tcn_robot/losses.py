@@ -304,4 +304,39 @@ class CycleConsistencyLoss(nn.Module):
         return ((t - mu) ** 2 / var + self.variance_lambda * var.log()).mean()
 
 
+class _ReverseGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.scale * grad, None
+
+
+def reverse_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """The identity forward; the gradient multiplied by ``-scale`` backward (Ganin & Lempitsky 2015)."""
+    return _ReverseGradient.apply(x, scale)
+
+
+class DomainConfusionLoss(nn.Module):
+    """Domain-adversarial training (Ganin & Lempitsky 2015), as Stadie et al. 2017 use it to imitate from
+    third-person video: a classifier ``head`` learns the domain (here the embodiment) of each embedding by
+    cross-entropy, and the embeddings receive the gradient of that loss reversed and scaled by ``weight``,
+    so the network learns features from which the embodiment cannot be told.
+
+    Shapes: embeddings (N, D), labels (N,) int64 in [0, domains). Returns (loss, accuracy of the head).
+    """
+
+    def __init__(self, dim: int, hidden: int, domains: int = 2, weight: float = 1.0) -> None:
+        super().__init__()
+        self.weight = weight
+        self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, domains))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.head(reverse_gradient(_full(z), self.weight))
+        return F.cross_entropy(logits, labels), (logits.argmax(-1) == labels).float().mean().detach()
+
+
 LOSSES = ("triplet", "npairs", "infonce", "lifted")

@@ -42,6 +42,11 @@ class TCNSection:
     align_frames: int = 32  # time steps of each
     align_temperature: float = 0.1
     align_variance_lambda: float = 0.001
+    # domain confusion between embodiments (Ganin & Lempitsky 2015's gradient reversal, as Stadie et al. 2017's
+    # third-person imitation uses it): a head classifies the embodiment of the human and robot demonstrations'
+    # embeddings, and the network gets the reversed gradient of its loss with this weight (0: off)
+    domain_weight: float = 0.0
+    domain_hidden: int = 64  # width of the embodiment classifier's hidden layer
 
 
 @dataclass
@@ -182,7 +187,8 @@ METHODS: dict[str, MethodSpec] = {
         {"sequences_per_batch": (1, 4096), "frames_per_sequence": (2, 4096), "margin": (0.0, 10.0), "reg_lambda": (0.0, 10.0),
          "temperature": (1e-4, 100.0), "exclusion_radius": (-1, 10**6), "lifted_margin": (0.0, 100.0), "pos_radius": (1, 10**6),
          "neg_radius": (2, 10**6), "align_weight": (0.0, 1000.0), "align_sequences": (2, 4096), "align_frames": (2, 4096),
-         "align_temperature": (1e-4, 100.0), "align_variance_lambda": (0.0, 100.0)},
+         "align_temperature": (1e-4, 100.0), "align_variance_lambda": (0.0, 100.0), "domain_weight": (0.0, 1000.0),
+         "domain_hidden": (1, 65536)},
         {"mode": ("multiview", "singleview"), "loss": ("triplet", "npairs", "infonce", "lifted"),
          "negatives": ("sequence", "batch"), "mining": ("semihard", "hard", "all")}),
     "simclr": MethodSpec(

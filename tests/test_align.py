@@ -1,5 +1,6 @@
 """Aligning embodiments without twin recordings: the cycle-consistency loss against a naive loop and on
-embeddings that do or do not follow progress, its batches, and TCN training with it (exact resume)."""
+embeddings that do or do not follow progress, domain confusion's reversed gradient, their batches, and TCN
+training with them (exact resume)."""
 import numpy as np
 import pytest
 import torch
@@ -12,7 +13,7 @@ from tcn_robot.data.datasets import EmbodimentSequences
 from tcn_robot.data.episodes import Dataset
 from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
-from tcn_robot.losses import CycleConsistencyLoss
+from tcn_robot.losses import CycleConsistencyLoss, DomainConfusionLoss
 from tcn_robot.train.run import train
 
 SMALL = ["model.image_size=32", "model.width=8", "model.head_channels=16", "model.hidden=32", "train.val_every=2",
@@ -86,6 +87,7 @@ def test_sequences_take_embodiments_in_turn_sorted_distinct_steps_and_no_random_
         bodies = [metas[int(e)]["embodiment"] for e in b["align_episode"]]
         assert bodies[0] != bodies[1] and bodies[0] == bodies[2] and bodies[1] == bodies[3]
         assert all(metas[int(e)]["demonstrator"] in ("human", "robot") for e in b["align_episode"])
+        assert [("human", "robot")[int(k)] for k in b["align_embodiment"]] == bodies
         t = b["align_time"]
         assert torch.all(t[:, 1:] > t[:, :-1]) and t.min() >= 0 and t.max() <= 1
         lengths = torch.tensor([cache.arrays[int(e)].shape[0] - 1 for e in b["align_episode"]], dtype=torch.float32)
@@ -132,3 +134,42 @@ def test_imported_human_and_robot_videos_are_demonstrations_to_align(tmp_path):
     source = EmbodimentSequences(cache, 2, 4)
     assert {k: sorted(cache.episodes[i].name for i in v) for k, v in source.groups.items()} == {
         "human": ["human0", "human1"], "robot": ["robot0", "robot1"]}
+
+
+def test_domain_confusion_trains_its_head_and_reverses_the_gradient_into_the_embeddings():
+    """The head's gradient is plain cross-entropy's; the embeddings' is that of the same loss times -weight."""
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 0, 1, 1, 0])
+    loss = DomainConfusionLoss(4, 5, weight=0.3).double()
+    plain = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 2)).double()
+    plain.load_state_dict(loss.head.state_dict())
+    z1, z2 = z.clone().requires_grad_(), z.clone().requires_grad_()
+    value, accuracy = loss(z1, labels)
+    reference = torch.nn.functional.cross_entropy(plain(z2), labels)
+    value.backward()
+    reference.backward()
+    assert torch.allclose(value, reference)
+    assert torch.allclose(z1.grad, -0.3 * z2.grad)
+    for mine, ref in zip(loss.head.parameters(), plain.parameters()):
+        assert torch.allclose(mine.grad, ref.grad)
+    assert accuracy == (plain(z).argmax(-1) == labels).double().mean()
+
+
+def test_tcn_with_domain_confusion_keeps_its_head_logs_its_accuracy_and_resumes_exactly(data, tmp_path):
+    extra = ["tcn.align_weight=0", "tcn.domain_weight=0.5", "tcn.domain_hidden=8"]
+    cfg = load_config(None, [*SMALL, *extra, "train.steps=4"])
+    train(cfg, data, tmp_path / "straight", "train-tcn")
+    train(load_config(None, [*SMALL, *extra, "train.steps=2"]), data, tmp_path / "resumed", "train-tcn")
+    train(cfg, data, tmp_path / "resumed", "train-tcn", resume=True)
+    a, b = (load_checkpoint(tmp_path / f"{r}/checkpoints/last.pt") for r in ("straight", "resumed"))
+    assert {k for k in a["method"] if k.startswith("domain.head.")} == {f"domain.head.{i}.{p}" for i in (0, 2) for p in ("weight", "bias")}
+    for part in ("model", "method"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), k
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "straight/tb")).Reload()
+    assert {"train/domain_loss", "train/domain_accuracy"} <= set(events.Tags()["scalars"])
+    assert "train/align_loss" not in events.Tags()["scalars"]
+    assert all(0 <= e.value <= 1 for e in events.Scalars("train/domain_accuracy"))

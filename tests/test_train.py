@@ -101,6 +101,36 @@ def test_bf16_autocast_runs_where_the_device_computes_bf16_natively(dataset, tmp
     assert {v.dtype for v in load_checkpoint(tmp_path / "checkpoints/last.pt")["model"].values() if v.is_floating_point()} == {torch.float32}
 
 
+@pytest.mark.parametrize("schedule, warmup", [("constant", 0), ("constant", 3), ("cosine", 0), ("cosine", 4)])
+def test_learning_rate_schedule_matches_torchs_schedulers(schedule, warmup):
+    """engine.lr_factor against torch's LinearLR warm-up then constant or CosineAnnealingLR (SequentialLR)."""
+    from tcn_robot.train.engine import lr_factor
+
+    total = 20
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    after = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total - warmup) if schedule == "cosine"
+             else torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0))
+    steps = [torch.optim.lr_scheduler.LinearLR(opt, 1 / warmup, 1.0, warmup - 1), after] if warmup else [after]
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, steps, milestones=[warmup]) if warmup else after
+    for step in range(total):
+        assert lr_factor(step, total, schedule, warmup) == pytest.approx(opt.param_groups[0]["lr"], abs=1e-12), step
+        opt.step()
+        sched.step()
+
+
+def test_training_applies_the_schedule_at_every_step(dataset, tmp_path, monkeypatch):
+    from tcn_robot.train.engine import lr_factor
+
+    seen = []
+    real = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: (seen.append(self.param_groups[0]["lr"]), real(self, *a, **k))[1])
+    train_tcn(cfg("train.steps=6", "train.val_every=100", "train.lr=1e-3", "train.schedule=cosine", "train.warmup_steps=2"),
+              dataset, tmp_path)
+    assert seen == pytest.approx([1e-3 * lr_factor(s, 6, "cosine", 2) for s in range(6)])
+    assert seen[0] == pytest.approx(5e-4) and seen[1] == pytest.approx(1e-3)  # warm-up, then decay
+    assert seen[1] == seen[2] > seen[3] > seen[4] > seen[5] > 0
+
+
 def test_refuses_to_overwrite_a_run_and_resume_needs_one(dataset, tmp_path):
     train_tcn(cfg("train.steps=1", "train.val_every=100"), dataset, tmp_path)
     with pytest.raises(UserError, match="already holds the output of an earlier `tcn-robot train-tcn`"):

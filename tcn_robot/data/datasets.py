@@ -307,7 +307,8 @@ class EmbodimentSequences(_Batches):
     ``frames`` sorted distinct time steps of one random view.
 
     Yields: align_frames (S, N, H, W, 3) uint8; align_time (S, N) float32, each step as a fraction of its
-    episode (t / (T - 1)); align_episode (S,) int64.
+    episode (t / (T - 1)); align_episode (S,) int64; align_embodiment (S,) int64, the index of the
+    episode's embodiment in ``embodiments`` (sorted names).
     """
 
     DEMONSTRATORS = ("human", "robot")
@@ -321,17 +322,18 @@ class EmbodimentSequences(_Batches):
                 self.groups.setdefault(meta.get("embodiment", "unknown"), []).append(i)
         if len(self.groups) < 2:
             found = ", ".join(f"{k}: {len(v)}" for k, v in self.groups.items()) or "none"
-            raise UserError(f"{cache.dataset_root}: aligning embodiments (tcn.align_weight > 0) needs human and robot "
+            raise UserError(f"{cache.dataset_root}: aligning embodiments (tcn.align_weight or tcn.domain_weight > 0) needs human and robot "
                             f"demonstrations (demonstrator human or robot); found {found}")
         short = [cache.episodes[i].name for g in self.groups.values() for i in g if cache.arrays[i].shape[0] < frames]
         if short:
             raise UserError(f"{cache.dataset_root}: episode {short[0]} has fewer than tcn.align_frames={frames} frames")
         self.sequences, self.frames = sequences, frames
+        self.embodiments = sorted(self.groups)
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         names = list(self.groups)
         first = int(rng.integers(len(names)))
-        clips, times, eps = [], [], []
+        clips, times, eps, kinds = [], [], [], []
         for k in range(self.sequences):
             e = int(rng.choice(self.groups[names[(first + k) % len(names)]]))
             arr = self.cache.arrays[e]
@@ -339,9 +341,11 @@ class EmbodimentSequences(_Batches):
             clips.append(arr[t, int(rng.integers(arr.shape[1]))])
             times.append(t / max(arr.shape[0] - 1, 1))
             eps.append(e)
+            kinds.append(self.embodiments.index(names[(first + k) % len(names)]))
         return {"align_frames": torch.from_numpy(np.stack(clips)),
                 "align_time": torch.tensor(np.stack(times), dtype=torch.float32),
-                "align_episode": torch.tensor(eps, dtype=torch.int64)}
+                "align_episode": torch.tensor(eps, dtype=torch.int64),
+                "align_embodiment": torch.tensor(kinds, dtype=torch.int64)}
 
 
 class Joined:

@@ -30,6 +30,18 @@ from ..runs import METRICS, TENSORBOARD, checkpoint
 from .method import Method, Objective
 
 
+def lr_factor(step: int, total: int, schedule: str, warmup: int) -> float:
+    """Multiplier of ``train.lr`` for the update after ``step`` updates of ``total``: a linear warm-up over
+    ``warmup`` steps, then constant or a cosine decay to 0 at ``total`` (SGDR without restarts,
+    Loshchilov & Hutter 2017). A function of the step alone, so a resumed run continues the same curve."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    span = max(total - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
+
+
 class Engine:
     """Trains the network ``net`` with ``method`` on batches from ``source`` into ``run``.
 
@@ -146,6 +158,9 @@ class Engine:
                         raise UserError(f"loss became {value} at step {self.step + 1}; training stopped ({good}). "
                                         "Lower train.lr or check the data.")
                     self.optimizer.zero_grad(set_to_none=True)
+                    lr = self.cfg.lr * lr_factor(self.step, total, self.cfg.schedule, self.cfg.warmup_steps)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
                     # a loss over the gathered global batch is scaled so that DDP's mean over ranks gives its gradient
                     (loss * (self.world if self.method.gathers else 1)).backward()
                     grad_norm = nn.utils.clip_grad_norm_(self.objective.parameters(), self.cfg.grad_clip)
@@ -161,6 +176,7 @@ class Engine:
                         if writer:
                             writer.add_scalar("train/loss", value, self.step)
                             writer.add_scalar("train/grad_norm", float(grad_norm), self.step)
+                            writer.add_scalar("train/lr", lr, self.step)
                             writer.add_scalar("train/frames_per_s", fps, self.step)
                             for k, v in logs.items():
                                 writer.add_scalar(f"train/{k}", v, self.step)

@@ -5,9 +5,11 @@ from two cameras; the other instants of the same sequence are its negatives (or,
 ``tcn.negatives=batch``, every other row of the batch). Single-view TCN: the positive
 is a frame within ``pos_radius`` of the anchor in the same video, the explicit negative one at
 least ``neg_radius`` away. Losses: triplet (semi-hard mining by default), npairs, InfoNCE,
-lifted structured (``losses.py``). With ``tcn.align_weight`` > 0, demonstrations of different
-embodiments are also aligned by temporal cycle consistency (``losses.CycleConsistencyLoss``), the
-bridge between a human video and the robot's camera when no twin recordings hold both.
+lifted structured (``losses.py``). Bridges between a human video and the robot's camera when no
+twin recordings hold both, on human and robot demonstrations drawn beside each batch: with
+``tcn.align_weight`` > 0 they are aligned by temporal cycle consistency (``losses.CycleConsistencyLoss``),
+with ``tcn.domain_weight`` > 0 their embodiment is made unreadable from the embedding by domain
+confusion (``losses.DomainConfusionLoss``).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from .. import distributed
 from ..config import Config
 from ..data.augment import build_augment
 from ..data.datasets import EmbodimentSequences, Joined, MultiViewTCNBatches, SingleViewTCNBatches
-from ..losses import CycleConsistencyLoss, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
+from ..losses import CycleConsistencyLoss, DomainConfusionLoss, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
 from ..models import EmbeddingNet
 from .method import Method
 
@@ -45,6 +47,9 @@ class TCNMethod(Method):
             "lifted": LiftedStructuredLoss(c.lifted_margin, gather=g),
         }[c.loss]
         self.align = CycleConsistencyLoss(c.align_temperature, c.align_variance_lambda) if c.align_weight > 0 else None
+        self.domain = (DomainConfusionLoss(cfg.model.embedding_dim, c.domain_hidden, weight=c.domain_weight)
+                       if c.domain_weight > 0 else None)
+        self.embodied = self.align is not None or self.domain is not None  # draws human and robot demonstrations
 
     def source(self, data, seed: int, rank: int, world: int):
         c = self.cfg
@@ -52,7 +57,7 @@ class TCNMethod(Method):
             tcn = MultiViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, seed, rank, world)
         else:
             tcn = SingleViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, c.pos_radius, c.neg_radius, seed, rank, world)
-        if self.align is None:
+        if not self.embodied:
             return tcn
         return Joined(tcn, EmbodimentSequences(data, c.align_sequences, c.align_frames, seed, rank, world))
 
@@ -62,17 +67,26 @@ class TCNMethod(Method):
     def forward(self, net: EmbeddingNet, batch: dict) -> tuple[torch.Tensor, dict]:
         frames = torch.cat([batch[k] for k in self._keys()])
         n = len(frames)
-        if self.align is not None:  # one pass for both: the same batch statistics
+        if self.embodied:  # one pass for all: the same batch statistics
             frames = torch.cat([frames, batch["align_frames"].flatten(0, 1)])
         z = net(self.inputs(net, frames, self.augment))
         loss = self.contrast(z[:n], batch)
-        if self.align is None:
+        if not self.embodied:
             return loss, {"frames": n}
-        s, t = batch["align_time"].shape
-        align = self.align(z[n:].view(s, t, -1), batch["align_time"].to(z.device))
+        logs = {"frames": len(frames)}
         # per rank: undo the engine's scaling of a gathered loss (see Method.gathers)
-        weight = self.cfg.align_weight / (distributed.world_size() if self.gathers else 1)
-        return loss + weight * align, {"frames": len(frames), "align_loss": align.detach()}
+        per_rank = distributed.world_size() if self.gathers else 1
+        s, t = batch["align_time"].shape
+        if self.align is not None:
+            align = self.align(z[n:].view(s, t, -1), batch["align_time"].to(z.device))
+            loss = loss + self.cfg.align_weight / per_rank * align
+            logs["align_loss"] = align.detach()
+        if self.domain is not None:
+            labels = batch["align_embodiment"].to(z.device).repeat_interleave(t)
+            domain, accuracy = self.domain(z[n:], labels)
+            loss = loss + domain / per_rank
+            logs.update(domain_loss=domain.detach(), domain_accuracy=accuracy)
+        return loss, logs
 
     def contrast(self, z: torch.Tensor, batch: dict) -> torch.Tensor:
         """The loss of the embeddings ``z`` of the batch's anchors, positives (and, single-view,
