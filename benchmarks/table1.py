@@ -3,11 +3,13 @@ budget, evaluates all of them in one ``tcn-robot evaluate`` call beside the untr
 prints one table (also written to OUT/table1.md).
 
     python benchmarks/table1.py --config configs/table1.yaml --data runs/data_train --heldout runs/data_heldout \\
-        --out runs/table1 [--jobs 2] [--only tcn-mv-infonce simclr ...] [--demo EPISODE] [key=value ...]
+        --out runs/table1 [--jobs 2] [--only tcn-mv-infonce simclr ...] [--demo EPISODE] [--last] [key=value ...]
 
 Runs already finished in OUT are kept and interrupted ones resumed, so the same command continues an
-interrupted comparison. ``key=value`` overrides (``train.steps=3000``) apply to every training and to the
-evaluation. With ``--jobs J`` J trainings run at once, each with cores / J threads (``--threads``).
+interrupted comparison. Each run's ``best.pt`` is the checkpoint with the best validation alignment
+error (``train.select_best``); ``--last`` also evaluates each run's final checkpoint, as ``NAME@last``
+(a pretext method's best alignment can come before it has learned its own task). ``key=value``
+overrides (``train.steps=3000``) apply to every training and to the evaluation. With ``--jobs J`` J trainings run at once, each with cores / J threads (``--threads``).
 """
 from __future__ import annotations
 
@@ -64,14 +66,20 @@ def num(x) -> str:
 
 
 def table(results: dict, runs: dict) -> str:
+    """One row per encoder: the untrained baselines first, then the runs in ``RUNS`` order."""
     rows = ["| encoder | alignment error % | classification error % same / cross view | linear probe error % | Kendall tau "
             "| reward Spearman (same / cross view) | pretext error % (chance) | training frames/s |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name, m in results.items():
-        run = runs.get(name, {})
+    def rank(name: str) -> tuple:
+        run = name.split("@")[0]
+        return (list(RUNS).index(run) + 1, name) if run in RUNS else (0, "")
+
+    for name in sorted(results, key=rank):  # stable: the baselines keep their order
+        m, run = results[name], runs.get(name.split("@")[0], {})
         log = run.get("val_log") or []
-        # the validation at which best.pt was kept (the lowest alignment error, train.select_best's default)
-        val = min(log, key=lambda v: v.get("alignment_error", float("inf"))) if log else {}
+        # the validation at which the checkpoint was written: the last one, or the lowest alignment error
+        # (best.pt under train.select_best's default)
+        val = (log[-1] if name.endswith("@last") else min(log, key=lambda v: v.get("alignment_error", float("inf")))) if log else {}
         pretext = f"{pct(val.get('pretext_error'))} ({pct(val.get('pretext_chance_error'))})" if "pretext_error" in val else "-"
         fps = f"{run['frames_per_second']:.0f}" if run.get("frames_per_second") else "-"
         rs, rc = m.get("reward_same_view", {}), m.get("reward_cross_view", {})
@@ -91,6 +99,7 @@ def main() -> None:
     ap.add_argument("--demo", type=Path, default=None, help="the reward's demo episode (default: the held-out set's first human pour)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0, help="threads per training (default: cores / jobs)")
+    ap.add_argument("--last", action="store_true", help="also evaluate each run's final checkpoint (NAME@last)")
     ap.add_argument("--only", nargs="+", choices=list(RUNS), default=list(RUNS))
     ap.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every run")
     args = ap.parse_args()
@@ -101,7 +110,8 @@ def main() -> None:
         finished = dict(zip(args.only, pool.map(lambda n: train(n, args, steps, threads), args.only)))
     evaluate = [SCRIPT, "evaluate", "--config", str(args.config), "--data", str(args.heldout), "--out", str(args.out / "evaluate"),
                 "--overwrite", *args.overrides, *[a for b in BASELINES for a in ("--baseline", b)],
-                *[a for n in args.only for a in ("--checkpoint", f"{n}={args.out / n / 'checkpoints' / 'best.pt'}")]]
+                *[a for n in args.only for a in ("--checkpoint", f"{n}={args.out / n / 'checkpoints' / 'best.pt'}")],
+                *[a for n in (args.only if args.last else []) for a in ("--checkpoint", f"{n}@last={args.out / n / 'checkpoints' / 'last.pt'}")]]
     if args.demo:
         evaluate += ["--demo", str(args.demo)]
     subprocess.run(evaluate, check=True)
