@@ -6,10 +6,11 @@ prints one table (also written to OUT/table1.md).
         --out runs/table1 [--jobs 2] [--only tcn-mv-infonce simclr ...] [--demo EPISODE] [--last] [key=value ...]
 
 Runs already finished in OUT are kept and interrupted ones resumed, so the same command continues an
-interrupted comparison. Each run's ``best.pt`` is the checkpoint with the best validation alignment
-error (``train.select_best``); ``--last`` also evaluates each run's final checkpoint, as ``NAME@last``
-(a pretext method's best alignment can come before it has learned its own task). ``key=value``
-overrides (``train.steps=3000``) apply to every training and to the evaluation. With ``--jobs J`` J trainings run at once, each with cores / J threads (``--threads``).
+interrupted comparison. Each run's ``best.pt`` is the checkpoint ``train.select_best`` kept;
+``--last`` also evaluates each run's final checkpoint, as ``NAME@last`` (a pretext method's best
+alignment can come before it has learned its own task). ``key=value`` overrides (``train.steps=3000``)
+apply to every training and to the evaluation. With ``--jobs J`` J trainings run at once, each with
+cores / J threads (``--threads``).
 """
 from __future__ import annotations
 
@@ -66,20 +67,14 @@ def num(x) -> str:
 
 
 def table(results: dict, runs: dict) -> str:
-    """One row per encoder: the untrained baselines first, then the runs in ``RUNS`` order."""
+    """One row per encoder of ``results``: the untrained baselines first, then the checkpoints of ``runs``
+    (name -> the run's metrics and ``val``, the validation at the checkpoint's step) in their order."""
     rows = ["| encoder | alignment error % | classification error % same / cross view | linear probe error % | Kendall tau "
             "| reward Spearman (same / cross view) | pretext error % (chance) | training frames/s |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    def rank(name: str) -> tuple:
-        run = name.split("@")[0]
-        return (list(RUNS).index(run) + 1, name) if run in RUNS else (0, "")
-
-    for name in sorted(results, key=rank):  # stable: the baselines keep their order
-        m, run = results[name], runs.get(name.split("@")[0], {})
-        log = run.get("val_log") or []
-        # the validation at which the checkpoint was written: the last one, or the lowest alignment error
-        # (best.pt under train.select_best's default)
-        val = (log[-1] if name.endswith("@last") else min(log, key=lambda v: v.get("alignment_error", float("inf")))) if log else {}
+    for name in [n for n in results if n not in runs] + [n for n in runs if n in results]:
+        m, run = results[name], runs.get(name, {})
+        val = run.get("val", {})
         pretext = f"{pct(val.get('pretext_error'))} ({pct(val.get('pretext_chance_error'))})" if "pretext_error" in val else "-"
         fps = f"{run['frames_per_second']:.0f}" if run.get("frames_per_second") else "-"
         rs, rc = m.get("reward_same_view", {}), m.get("reward_cross_view", {})
@@ -108,18 +103,23 @@ def main() -> None:
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         finished = dict(zip(args.only, pool.map(lambda n: train(n, args, steps, threads), args.only)))
+    checkpoints = {}  # evaluated name -> (run, checkpoint file)
+    for n in args.only:
+        checkpoints[n] = (n, args.out / n / "checkpoints" / "best.pt")
+        if args.last:
+            checkpoints[f"{n}@last"] = (n, args.out / n / "checkpoints" / "last.pt")
     evaluate = [SCRIPT, "evaluate", "--config", str(args.config), "--data", str(args.heldout), "--out", str(args.out / "evaluate"),
                 "--overwrite", *args.overrides, *[a for b in BASELINES for a in ("--baseline", b)],
-                *[a for n in args.only for a in ("--checkpoint", f"{n}={args.out / n / 'checkpoints' / 'best.pt'}")],
-                *[a for n in (args.only if args.last else []) for a in ("--checkpoint", f"{n}@last={args.out / n / 'checkpoints' / 'last.pt'}")]]
+                *[a for name, (_, path) in checkpoints.items() for a in ("--checkpoint", f"{name}={path}")]]
     if args.demo:
         evaluate += ["--demo", str(args.demo)]
     subprocess.run(evaluate, check=True)
     results = json.loads((args.out / "evaluate" / "metrics.json").read_text())["encoders"]
     runs = {}
-    for n in args.only:
-        state = torch.load(args.out / n / "checkpoints" / "last.pt", weights_only=True, map_location="cpu")
-        runs[n] = {**finished[n], "val_log": state["val_log"]}
+    for name, (n, path) in checkpoints.items():
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        val = next((v for v in state["val_log"] if v["step"] == state["step"]), {})
+        runs[name] = {**finished[n], "val": val}
     text = table(results, runs)
     (args.out / "table1.md").write_text(text)
     print(text)
