@@ -47,6 +47,10 @@ class TCNSection:
     # embeddings, and the network gets the reversed gradient of its loss with this weight (0: off)
     domain_weight: float = 0.0
     domain_hidden: int = 64  # width of the embodiment classifier's hidden layer
+    # which frames the embodiment classifier reads: demonstrations (the human and robot demonstrations drawn
+    # beside each batch, as cycle consistency reads them) or batch (every frame of the TCN batch, labelled by
+    # who is filmed in its view; random exploration is the robot's)
+    domain_frames: str = "demonstrations"
 
 
 @dataclass
@@ -190,7 +194,8 @@ METHODS: dict[str, MethodSpec] = {
          "align_temperature": (1e-4, 100.0), "align_variance_lambda": (0.0, 100.0), "domain_weight": (0.0, 1000.0),
          "domain_hidden": (1, 65536)},
         {"mode": ("multiview", "singleview"), "loss": ("triplet", "npairs", "infonce", "lifted"),
-         "negatives": ("sequence", "batch"), "mining": ("semihard", "hard", "all")}),
+         "negatives": ("sequence", "batch"), "mining": ("semihard", "hard", "all"),
+         "domain_frames": ("demonstrations", "batch")}),
     "simclr": MethodSpec(
         "simclr", SimCLRSection, "tcn_robot.pretext.simclr:SimCLR",
         "SimCLR: two augmented views of a frame attract, other frames repel (NT-Xent)",

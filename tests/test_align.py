@@ -9,7 +9,7 @@ from tcn_robot import UserError
 from tcn_robot.checkpoint import load_checkpoint
 from tcn_robot.config import load_config
 from tcn_robot.data.cache import FrameCache
-from tcn_robot.data.datasets import EmbodimentSequences
+from tcn_robot.data.datasets import EmbodimentSequences, MultiViewTCNBatches, SingleViewTCNBatches
 from tcn_robot.data.episodes import Dataset
 from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
@@ -100,6 +100,48 @@ def test_one_embodiment_is_a_clear_error(tmp_path):
     cache = FrameCache(Dataset.open(tmp_path / "humans"), progress=False)
     with pytest.raises(UserError, match="needs human and robot demonstrations.*human: 2"):
         EmbodimentSequences(cache, 2, 6)
+
+
+def test_tcn_batches_label_each_frame_with_who_its_view_films(data, tmp_path):
+    """Anchors and positives (and single-view negatives) carry their episode's embodiment; in twin
+    recordings each view its own (meta view_embodiments); a lone embodiment is a clear error."""
+    cache = FrameCache(Dataset.open(data), progress=False)
+    rng = np.random.default_rng(0)
+    for source, copies in ((MultiViewTCNBatches(cache, 3, 4, embodiments=True), 2),
+                           (SingleViewTCNBatches(cache, 3, 4, 2, 4, embodiments=True), 3)):
+        assert source.embodiments == ["human", "robot"]
+        for _ in range(10):
+            b = source.sample(rng)
+            bodies = [cache.episodes[int(e)].meta["embodiment"] for e in b["episode"]] * copies
+            assert [source.embodiments[int(k)] for k in b["embodiment"]] == bodies
+    record_dataset(make_pour_config(episode_steps=12, num_particles=6), tmp_path / "twins", 2, 2, 32, 0, "paired=1")
+    twins = FrameCache(Dataset.open(tmp_path / "twins"), progress=False)
+    source = MultiViewTCNBatches(twins, 2, 6, embodiments=True)
+    # each twin episode: the human world's 2 cameras, then the robot twin's 2
+    assert [source.embodiment_of(e, np.arange(4)).tolist() for e in range(2)] == [[0, 0, 1, 1]] * 2
+    b = source.sample(rng)
+    assert b["embodiment"].shape == (24,) and set(b["embodiment"].tolist()) == {0, 1}
+    record_dataset(make_pour_config(episode_steps=12, num_particles=6), tmp_path / "humans", 2, 2, 32, 0, "human=1")
+    with pytest.raises(UserError, match="humans: domain confusion on the TCN batch .* found only human"):
+        MultiViewTCNBatches(FrameCache(Dataset.open(tmp_path / "humans"), progress=False), 2, 6, embodiments=True)
+
+
+def test_tcn_with_domain_confusion_on_its_batch_reads_no_demonstrations_and_resumes_exactly(data, tmp_path):
+    extra = ["tcn.align_weight=0", "tcn.domain_weight=1", "tcn.domain_hidden=8", "tcn.domain_frames=batch"]
+    cfg = load_config(None, [*SMALL, *extra, "train.steps=4"])
+    train(cfg, data, tmp_path / "straight", "train-tcn")
+    train(load_config(None, [*SMALL, *extra, "train.steps=2"]), data, tmp_path / "resumed", "train-tcn")
+    train(cfg, data, tmp_path / "resumed", "train-tcn", resume=True)
+    a, b = (load_checkpoint(tmp_path / f"{r}/checkpoints/last.pt") for r in ("straight", "resumed"))
+    for part in ("model", "method"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), k
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "straight/tb")).Reload()
+    assert {"train/domain_loss", "train/domain_accuracy"} <= set(events.Tags()["scalars"])
+    # 2 sequences x 4 frames, anchor and positive: the TCN batch alone, no demonstrations drawn beside it
+    assert [e.value for e in events.Scalars("train/frames")] == [16.0] * 4
 
 
 def test_tcn_with_alignment_trains_logs_its_term_and_resumes_exactly(data, tmp_path):

@@ -34,6 +34,23 @@ class _Batches(IterableDataset):
             raise UserError(f"{cache.dataset_root}: episodes of different image sizes ({listed}); training batches need one size: "
                             "import the videos again with --image-size")
 
+    def label_embodiments(self) -> None:
+        """Index the embodiment of every view of every episode (meta ``view_embodiments``, else
+        ``embodiment``; random exploration is the robot's) for ``embodiment_of``; names sorted in
+        ``self.embodiments``. Needs two embodiments at least."""
+        kinds = {i: self.cache.episodes[i].meta.get("view_embodiments")
+                 or [self.cache.episodes[i].meta.get("embodiment", "unknown")] * self.cache.arrays[i].shape[1]
+                 for i in self.episodes}
+        self.embodiments = sorted({k for v in kinds.values() for k in v})
+        if len(self.embodiments) < 2:
+            raise UserError(f"{self.cache.dataset_root}: domain confusion on the TCN batch (tcn.domain_frames=batch) needs "
+                            f"footage of two embodiments at least; found only {', '.join(self.embodiments)}")
+        self._view_kind = {i: np.array([self.embodiments.index(k) for k in v]) for i, v in kinds.items()}
+
+    def embodiment_of(self, episode: int, views: np.ndarray) -> np.ndarray:
+        """(len(views),) int64: the index in ``self.embodiments`` of who is filmed in these views of ``episode``."""
+        return self._view_kind[int(episode)][views]
+
     def _rng(self) -> np.random.Generator:
         info = get_worker_info()
         return np.random.default_rng([self.seed, self.rank, info.id if info else 0])
@@ -55,11 +72,17 @@ class MultiViewTCNBatches(_Batches):
     seen from two different views. ``label`` is unique across the batch (one per episode and time
     step), so every other row of the batch is a negative.
 
-    Yields: anchor, positive (B, H, W, 3) uint8; label, episode, time (B,) int64; B = sequences * per_sequence.
+    Yields: anchor, positive (B, H, W, 3) uint8; label, episode, time (B,) int64; B = sequences * per_sequence;
+    with ``embodiments``, also embodiment (2B,) int64: who is filmed in each anchor, then each positive
+    (``label_embodiments``).
     """
 
-    def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 embodiments: bool = False) -> None:
         super().__init__(cache, seed, rank, world_size)
+        self.embodied = embodiments
+        if embodiments:
+            self.label_embodiments()
         single = [cache.episodes[i].name for i in self.episodes if cache.episodes[i].num_views < 2]
         if single:
             raise UserError(f"{cache.dataset_root}: episode {single[0]} has one view ({len(single)} such); multi-view TCN needs "
@@ -68,7 +91,7 @@ class MultiViewTCNBatches(_Batches):
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         eps = rng.choice(self.episodes, self.sequences, replace=len(self.episodes) < self.sequences)
-        anchors, positives, times, episodes = [], [], [], []
+        anchors, positives, times, episodes, kinds_a, kinds_p = [], [], [], [], [], []
         for e in eps:
             arr = self.cache.arrays[e]
             t = np.sort(rng.choice(arr.shape[0], self.per_sequence, replace=arr.shape[0] < self.per_sequence))
@@ -78,14 +101,20 @@ class MultiViewTCNBatches(_Batches):
             positives.append(arr[t, vp])
             times.append(t)
             episodes.append(np.full(len(t), e))
+            if self.embodied:
+                kinds_a.append(self.embodiment_of(e, va))
+                kinds_p.append(self.embodiment_of(e, vp))
         n = self.sequences * self.per_sequence
-        return {
+        out = {
             "anchor": torch.from_numpy(np.concatenate(anchors)),
             "positive": torch.from_numpy(np.concatenate(positives)),
             "label": torch.arange(n),
             "episode": torch.from_numpy(np.concatenate(episodes)),
             "time": torch.from_numpy(np.concatenate(times)),
         }
+        if self.embodied:
+            out["embodiment"] = torch.from_numpy(np.concatenate(kinds_a + kinds_p)).long()
+        return out
 
 
 class SingleViewTCNBatches(_Batches):
@@ -94,12 +123,16 @@ class SingleViewTCNBatches(_Batches):
     at least ``neg_radius`` frames away.
 
     Yields: anchor, positive, negative (B, H, W, 3) uint8; episode, time, time_positive,
-    time_negative (B,) int64.
+    time_negative (B,) int64; with ``embodiments``, also embodiment (3B,) int64: who is filmed in each
+    anchor, positive and negative, in that order (``label_embodiments``).
     """
 
     def __init__(self, cache: FrameCache, sequences: int, per_sequence: int, pos_radius: int, neg_radius: int,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, embodiments: bool = False) -> None:
         super().__init__(cache, seed, rank, world_size)
+        self.embodied = embodiments
+        if embodiments:
+            self.label_embodiments()
         if not 1 <= pos_radius < neg_radius:
             raise UserError(f"need 1 <= tcn.pos_radius < tcn.neg_radius, got {pos_radius}, {neg_radius}")
         short = [i for i in self.episodes if cache.arrays[i].shape[0] <= 2 * neg_radius]
@@ -112,6 +145,7 @@ class SingleViewTCNBatches(_Batches):
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         eps = rng.choice(self.episodes, self.sequences, replace=len(self.episodes) < self.sequences)
         out = {k: [] for k in ("anchor", "positive", "negative", "episode", "time", "time_positive", "time_negative")}
+        kinds = []
         for e in eps:
             arr = self.cache.arrays[e]
             n = arr.shape[0]
@@ -131,7 +165,12 @@ class SingleViewTCNBatches(_Batches):
             out["time"].append(t)
             out["time_positive"].append(tp)
             out["time_negative"].append(tn)
-        return {k: torch.from_numpy(np.concatenate(v)) for k, v in out.items()}
+            if self.embodied:
+                kinds.append(self.embodiment_of(e, v))
+        batch = {k: torch.from_numpy(np.concatenate(v)) for k, v in out.items()}
+        if self.embodied:
+            batch["embodiment"] = torch.from_numpy(np.concatenate(kinds * 3)).long()
+        return batch
 
 
 class FrameBatches(_Batches):

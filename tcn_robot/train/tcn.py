@@ -9,7 +9,8 @@ lifted structured (``losses.py``). Bridges between a human video and the robot's
 twin recordings hold both, on human and robot demonstrations drawn beside each batch: with
 ``tcn.align_weight`` > 0 they are aligned by temporal cycle consistency (``losses.CycleConsistencyLoss``),
 with ``tcn.domain_weight`` > 0 their embodiment is made unreadable from the embedding by domain
-confusion (``losses.DomainConfusionLoss``).
+confusion (``losses.DomainConfusionLoss``), or, with ``tcn.domain_frames=batch``, the embodiment of every
+frame of the TCN batch itself.
 """
 from __future__ import annotations
 
@@ -49,14 +50,17 @@ class TCNMethod(Method):
         self.align = CycleConsistencyLoss(c.align_temperature, c.align_variance_lambda) if c.align_weight > 0 else None
         self.domain = (DomainConfusionLoss(cfg.model.embedding_dim, c.domain_hidden, weight=c.domain_weight)
                        if c.domain_weight > 0 else None)
-        self.embodied = self.align is not None or self.domain is not None  # draws human and robot demonstrations
+        self.batch_domain = self.domain is not None and c.domain_frames == "batch"  # labels the TCN batch's frames
+        # draws human and robot demonstrations beside the TCN batch
+        self.embodied = self.align is not None or (self.domain is not None and not self.batch_domain)
 
     def source(self, data, seed: int, rank: int, world: int):
         c = self.cfg
         if c.mode == "multiview":
-            tcn = MultiViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, seed, rank, world)
+            tcn = MultiViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, seed, rank, world, self.batch_domain)
         else:
-            tcn = SingleViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, c.pos_radius, c.neg_radius, seed, rank, world)
+            tcn = SingleViewTCNBatches(data, c.sequences_per_batch, c.frames_per_sequence, c.pos_radius, c.neg_radius, seed, rank, world,
+                                       self.batch_domain)
         if not self.embodied:
             return tcn
         return Joined(tcn, EmbodimentSequences(data, c.align_sequences, c.align_frames, seed, rank, world))
@@ -71,19 +75,20 @@ class TCNMethod(Method):
             frames = torch.cat([frames, batch["align_frames"].flatten(0, 1)])
         z = net(self.inputs(net, frames, self.augment))
         loss = self.contrast(z[:n], batch)
-        if not self.embodied:
-            return loss, {"frames": n}
         logs = {"frames": len(frames)}
         # per rank: undo the engine's scaling of a gathered loss (see Method.gathers)
         per_rank = distributed.world_size() if self.gathers else 1
-        s, t = batch["align_time"].shape
         if self.align is not None:
+            s, t = batch["align_time"].shape
             align = self.align(z[n:].view(s, t, -1), batch["align_time"].to(z.device))
             loss = loss + self.cfg.align_weight / per_rank * align
             logs["align_loss"] = align.detach()
         if self.domain is not None:
-            labels = batch["align_embodiment"].to(z.device).repeat_interleave(t)
-            domain, accuracy = self.domain(z[n:], labels)
+            if self.batch_domain:
+                read, labels = z[:n], batch["embodiment"]
+            else:
+                read, labels = z[n:], batch["align_embodiment"].repeat_interleave(batch["align_time"].shape[1])
+            domain, accuracy = self.domain(read, labels.to(z.device))
             loss = loss + domain / per_rank
             logs.update(domain_loss=domain.detach(), domain_accuracy=accuracy)
         return loss, logs
