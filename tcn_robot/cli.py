@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import EMBODIMENTS, HELDOUT_SEED, UserError
+from .processes import forget_interrupts, interrupt
 
 # Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
 # once; each stage imports its own modules (torch, pybullet, stable-baselines3) when it runs.
@@ -354,15 +355,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one stage. A problem the user can fix (bad input, an unwritable folder) prints one line and
     returns 2; Ctrl-C or SIGTERM prints one line and returns 130 (long stages checkpoint first)."""
     stage = "tcn-robot"
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    forget_interrupts()
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         args = parse(argv)
         stage = f"tcn-robot {args.stage}"
@@ -383,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage}: interrupted", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _interrupted(e: BaseException | None) -> bool:

@@ -10,6 +10,25 @@ import multiprocessing
 import signal
 
 
+_requested = False  # a Ctrl-C or SIGTERM reached this process through ``interrupt``
+
+
+def interrupt(signum, frame) -> None:
+    """The CLI's handler of SIGINT and SIGTERM: remembers the request, then interrupts as Ctrl-C does.
+    An import that swallows the KeyboardInterrupt (Python wraps one that lands in a class body's
+    ``__set_name__`` in a RuntimeError, which a library's ``except Exception`` may catch) leaves the
+    request for the next ``StopRequest`` to honour instead of losing it."""
+    global _requested
+    _requested = True
+    raise KeyboardInterrupt
+
+
+def forget_interrupts() -> None:
+    """Start a command with no interrupt pending (``main`` may run several times in one process)."""
+    global _requested
+    _requested = False
+
+
 def in_child() -> bool:
     return multiprocessing.parent_process() is not None
 
@@ -41,6 +60,8 @@ class StopRequest:
         self.requested = True
 
     def __enter__(self) -> "StopRequest":
+        if _requested:  # an interrupt that arrived earlier and was swallowed on the way here
+            raise KeyboardInterrupt
         try:
             self._saved = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         except ValueError:  # not the main thread

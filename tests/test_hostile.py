@@ -245,6 +245,30 @@ def test_read_only_folders_and_a_file_as_output_give_one_line(made, tmp_path, ca
     assert list((tmp_path / "cache" / "tcn-robot" / "frames").rglob("ep00000.npy"))
 
 
+def test_a_ctrl_c_an_import_swallows_still_stops_the_command_before_training(made, tmp_path, monkeypatch, capsys):
+    """Some imports catch the KeyboardInterrupt of an early Ctrl-C; the request outlives it, and the
+    training loop stops before its first step."""
+    import tcn_robot.train.run as run
+    from tcn_robot import processes
+
+    real = run.train
+
+    def swallowed(*args, **kwargs):
+        try:
+            processes.interrupt(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass  # as a library's except clause would
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "train", swallowed)
+    out = tmp_path / "run"
+    assert main(["train-tcn", "--data", str(made / "data"), "--out", str(out), *TCN]) == 130
+    assert capsys.readouterr().err.strip().endswith("tcn-robot train-tcn: interrupted")
+    assert not (out / "metrics.json").exists()
+    monkeypatch.setattr(run, "train", real)  # the next command starts with no interrupt pending
+    assert main(["train-tcn", "--data", str(made / "data"), "--out", str(tmp_path / "next"), *TCN, "train.steps=2"]) == 0
+
+
 def test_ctrl_c_during_start_up_and_sigterm_during_training_print_one_line(made, tmp_path):
     for delay in (0.3, 1.0):  # while the command imports its modules (torch takes seconds)
         p = subprocess.Popen([SCRIPT, "train-tcn", "--data", str(made / "data"), "--out", str(tmp_path / f"r{delay}"), *TCN],
