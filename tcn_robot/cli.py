@@ -41,7 +41,7 @@ def _add_training(p: argparse.ArgumentParser) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None,
-                   help="YAML config, or the name of a packaged one: quickstart (the default), table1, smoke")
+                   help="YAML config, or the name of a packaged one: quickstart (the default), table1, unpaired, smoke")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. env.num_particles=30")
     p.set_defaults(accepts_overrides=True)
 

@@ -204,7 +204,7 @@ def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:
 
 def _config_file(path: str | Path | None) -> Path:
     """``path``; the packaged default when None; a packaged config when ``path`` is one's name
-    (``quickstart``, ``table1``, ``smoke``) and no such file exists."""
+    (``quickstart``, ``table1``, ``unpaired``, ``smoke``) and no such file exists."""
     if path is None:
         return packaged_config_path()
     packaged = packaged_config_path(f"{path}.yaml")

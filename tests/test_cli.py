@@ -11,7 +11,7 @@ import yaml
 from conftest import ROOT, packaged_sources
 
 from tcn_robot.cli import main, parse
-from tcn_robot.config import load_config
+from tcn_robot.config import load_config, parse_mix
 from tcn_robot.video import read_video
 
 
@@ -129,6 +129,13 @@ def test_bad_config_files_name_the_file(tmp_path, capsys):
 def test_packaged_default_is_the_quickstart():
     cfg = load_config()
     assert cfg.env.num_particles == 40 and len(cfg.env.cameras) == 3
+
+
+def test_the_unpaired_recipe_records_no_twins_and_confuses_the_embodiment_on_every_batch():
+    cfg = load_config("unpaired")
+    mix = parse_mix(cfg.record.demonstrators)
+    assert "paired" not in mix and mix["human"] > 0 and mix["robot"] > 0
+    assert cfg.tcn.domain_weight > 0 and cfg.tcn.domain_frames == "batch" and cfg.reward.window == 4
 
 
 def test_the_wheel_holds_every_module_and_packaged_config_at_its_installed_path(tmp_path):
