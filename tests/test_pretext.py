@@ -171,7 +171,7 @@ def squares(tmp_path_factory):
     return root
 
 
-TINY_RUN = {"simclr": (150, 3e-3), "rotation": (40, 3e-3), "jigsaw": (60, 3e-3), "relpos": (150, 3e-3), "pirl": (400, 1e-3),
+TINY_RUN = {"simclr": (150, 3e-3), "rotation": (40, 3e-3), "jigsaw": (60, 3e-3), "relpos": (150, 3e-3), "pirl": (600, 1e-3),
             "cpc": (100, 3e-3), "cvrl": (150, 3e-3), "shuffle-learn": (800, 3e-3)}
 
 
