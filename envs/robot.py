@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write_text
 from .bullet import p, pybullet_data
 from .grasp import Grip, holder_pose
 from .sim import Simulator
@@ -93,10 +93,7 @@ def lowpoly_urdf(finger_gap: float) -> str:
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     path = Path(tempfile.gettempdir()) / f"tcn_robot_iiwa_{digest}.urdf"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".urdf")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     return str(path)
 
 

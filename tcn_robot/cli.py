@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from . import EMBODIMENTS, HELDOUT_SEED, UserError
@@ -19,6 +20,11 @@ from .processes import forget_interrupts, interrupt
 
 def _add_overwrite(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=f"replace the {what} already in --out (made by this same command)")
+
+
+def _add_accept_changed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--accept-changed-inputs", action="store_true",
+                   help="use the run's encoder and demo as they are now, although they changed since the run started")
 
 
 def _add_cache_dir(p: argparse.ArgumentParser) -> None:
@@ -121,6 +127,8 @@ def _import_videos(args: argparse.Namespace) -> None:
 
     s = import_videos(args.src, args.out, args.image_size, args.trim, args.strict, overwrite=args.overwrite,
                       embodiment=args.embodiment)
+    for seq, name in s["renamed"].items():
+        print(f"import-videos: sequence {seq!r} imported as episode {name!r}")
     print(f"import-videos: {s['imported']} sequences imported into {args.out}, {s['already_present']} already there, "
           f"{s['skipped_bad']} skipped as bad")
 
@@ -193,7 +201,7 @@ def _train_rl(args: argparse.Namespace) -> None:
               folders=(("--demo", cfg.rl.demo),) if learned and cfg.rl.demo else ())
     from .rl import train_rl
 
-    metrics = train_rl(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    metrics = train_rl(cfg, args.out, resume=args.resume, overwrite=args.overwrite, accept_changed=args.accept_changed_inputs)
     final = metrics["final_eval"]
     print(
         f"train-rl: {metrics['steps']} steps, fraction in bowl {final['fraction_in_bowl_mean']:.3f} "
@@ -205,7 +213,7 @@ def _replay(args: argparse.Namespace) -> None:
     _precheck(args, "replay", folders=(("--run", args.run),))
     from .replay import replay
 
-    m = replay(args.run, args.episodes, args.out, policy=args.policy, overwrite=args.overwrite)
+    m = replay(args.run, args.episodes, args.out, policy=args.policy, overwrite=args.overwrite, accept_changed=args.accept_changed_inputs)
     print(f"replay: {len(m['episodes'])} episodes of the {args.policy} policy, fraction in bowl {m['fraction_in_bowl_mean']:.3f} "
           f"(std {m['fraction_in_bowl_std']:.3f}), success rate {m['success_rate']:.2f}; wrote {args.out}")
 
@@ -327,6 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="rl.seed")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint, with its saved config (only rl.steps and evaluation settings may change)")
+    _add_accept_changed(p)
     _add_overwrite(p, "run")
     _add_common(p)
     p.set_defaults(func=_train_rl)
@@ -338,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=3)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--policy", choices=["trained", "random"], default="trained")
+    _add_accept_changed(p)
     _add_overwrite(p, "replay")
     p.set_defaults(func=_replay, overrides=[])
     return parser
@@ -356,33 +366,66 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one stage. A problem the user can fix (bad input, an unwritable folder) prints one line and
-    returns 2; Ctrl-C or SIGTERM prints one line and returns 130 (long stages checkpoint first)."""
+    """Run one stage. A problem the user can fix (bad input, an unwritable folder, a full disk, too
+    little memory) prints one line and returns 2; a warning is one line too; Ctrl-C or SIGTERM prints
+    one line and returns 130 (long stages checkpoint first)."""
     stage = "tcn-robot"
     forget_interrupts()
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    formatwarning = warnings.formatwarning
     try:
         args = parse(argv)
         stage = f"tcn-robot {args.stage}"
+        warnings.formatwarning = lambda message, *rest, **kw: f"{stage}: warning: {message}\n"
         return args.func(args) or 0
     except UserError as e:
         print(f"{stage}: error: {e}", file=sys.stderr)
         return 2
-    except OSError as e:  # the file system refused (disk full, read-only, permission)
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"{stage}: error: {where}{e.strerror or e}", file=sys.stderr)
+    except OSError as e:  # the system refused (disk full, read-only, permission, too many open files)
+        print(f"{stage}: error: {_system_problem(e)}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        print(f"{stage}: error: out of memory{f' ({e})' if str(e) else ''}; free memory, or lower the batch, "
+              "image size or number of workers", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{stage}: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        if not _interrupted(e):
-            raise
-        print(f"{stage}: interrupted", file=sys.stderr)
-        return 130
+        if _interrupted(e):
+            print(f"{stage}: interrupted", file=sys.stderr)
+            return 130
+        if _out_of_memory(e):
+            print(f"{stage}: error: out of memory ({str(e).splitlines()[0]}); free memory, or lower the batch, "
+                  "image size or number of workers", file=sys.stderr)
+            return 2
+        raise
     finally:
+        warnings.formatwarning = formatwarning
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _system_problem(e: OSError) -> str:
+    """One line for an error the operating system raised: the path or resource, and what to do."""
+    import errno
+    import resource
+
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}no space left on the device; free some space and run the command again"
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return f"{where}too many open files (this process may open {soft}); raise the limit (`ulimit -n 4096`) or use fewer workers"
+    if e.errno == errno.ENOMEM:
+        return f"{where}out of memory; free memory, or lower the batch, image size or number of workers"
+    return f"{where}{e.strerror or e}"
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation that failed (torch reports one as a RuntimeError of its own)."""
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
 
 
 def _interrupted(e: BaseException | None) -> bool:

@@ -316,6 +316,17 @@ def validate(cfg: Config) -> None:
     parse_mix(cfg.record.demonstrators)
 
 
+def check_model(model: ModelConfig) -> None:
+    """Raise ValueError naming the first ``model.*`` key with a wrong type or outside its range (a
+    checkpoint's architecture is checked before any network is built from it)."""
+    for key, (low, high) in RANGES["model"].items():
+        value = getattr(model, key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"model.{key} must be an integer between {low} and {high}, got {value!r}")
+    if model.encoder not in CHOICES["model.encoder"] or not isinstance(model.normalize, bool):
+        raise ValueError(f"model.encoder {model.encoder!r} or model.normalize {model.normalize!r} is impossible")
+
+
 def parse_mix(text: str) -> dict[str, float]:
     """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions of the demonstrators; raises
     ValueError naming ``record.demonstrators`` and the problem."""

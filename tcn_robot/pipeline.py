@@ -27,13 +27,14 @@ from .config import Config, resume_changes, save_config
 from .data.record import record_dataset
 from .envs import ATTRIBUTES, PourEnv, run_demonstrator
 from .evaluate.run import evaluate
-from .io import atomic_write_text, write_json
+from .io import atomic_write_text, read_json, write_json
 from .replay import replay
-from .rl import train_rl
+from .rl import pinned_files, train_rl
 from .train.tcn import train_tcn
 from .video import VideoWriter
 
 
+@runs.owns_outputs
 def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
     """Run the chain into ``out``; returns the metrics written to ``out/metrics.json``. Running it
     again on the same folder resumes (with the same config; only budgets may grow), ``overwrite``
@@ -75,8 +76,10 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
     demo = out / "data_heldout" / json.loads((out / "evaluate" / runs.METRICS).read_text())["demo"]
     rl_cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", encoder=str(encoder), demo=str(demo)))
     with stage("train a policy on the TCN reward"):
+        # a TCN trained further since the policy started (a larger train.steps) gives another reward: start the policy afresh
+        stale = runs.changed_inputs(out / "rl", runs.pinned_inputs(pinned_files(rl_cfg)))
         metrics["train_rl"] = _resumable(out / "rl", cfg.rl.steps, "last.zip",
-                                         lambda resume: train_rl(rl_cfg, out / "rl", resume=resume, overwrite=not resume))
+                                         lambda resume: train_rl(rl_cfg, out / "rl", resume=resume, overwrite=not resume), fresh=bool(stale))
 
     with stage("replay the policy"):
         metrics["replay"] = replay(out / "rl", p.replay_episodes, out / "replay", overwrite=True)
@@ -111,13 +114,18 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _resumable(run: Path, steps: int, checkpoint: str, train) -> dict:
+def _resumable(run: Path, steps: int, checkpoint: str, train, fresh: bool = False) -> dict:
     """A training stage: kept when finished with ``steps``, resumed when interrupted after its first
-    checkpoint, started afresh otherwise."""
+    checkpoint, started afresh otherwise (or when ``fresh``)."""
     done = run / runs.METRICS
-    if done.exists() and json.loads(done.read_text()).get("steps") == steps:
-        return json.loads(done.read_text())
-    return train(runs.checkpoint(run, checkpoint).exists())
+    if not fresh and done.exists():
+        try:
+            metrics = read_json(done)
+        except ValueError:
+            metrics = None
+        if isinstance(metrics, dict) and metrics.get("steps") == steps:
+            return metrics
+    return train(not fresh and runs.checkpoint(run, checkpoint).exists())
 
 
 def pipeline_report(m: dict, out: Path) -> str:

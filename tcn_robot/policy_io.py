@@ -5,22 +5,30 @@ stable-baselines3 saves a model as a zip whose ``data`` entry is JSON with some 
 code planted in the file. Here a policy is saved as SB3's zip (its weights are read by
 ``torch.load(weights_only=True)``) and read with every pickled entry replaced by an object rebuilt
 from the run's config and environment (``custom_objects``); a zip with any other pickled entry is
-refused. The normalization statistics (return, observations) are JSON, SAC's replay buffer is an ``.npz``.
+refused. The normalization statistics (return, observations, ``vecnormalize.json``) and SAC's replay
+buffer (``replay.npz``, arrays only) travel inside the same zip, which is written to a temporary name
+and renamed: everything ``--resume`` needs becomes visible at once, so a kill or a full disk at any
+instant leaves the previous checkpoint whole.
 """
 from __future__ import annotations
 
+import io
 import json
-import os
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from . import UserError
-from .io import write_json
+from .io import AtomicFile
+
+NORMALIZATION = "vecnormalize.json"  # entries of the policy zip beside SB3's own
+REPLAY = "replay.npz"
 
 # the pickled entries SB3 writes for PPO and SAC, and what stands in for each on loading (None: SB3
 # rebuilds it when training starts or from the plain entries, e.g. the schedules from learning_rate)
@@ -54,20 +62,19 @@ def load_policy(path: str | Path, algo: type[BaseAlgorithm], venv: VecEnv, clip_
                "action_space": venv.action_space, "clip_range": clip_range, "train_freq": (train_freq, "step")}
     custom = {k: rebuilt.get(k) for k in pickled}
     try:
-        return algo.load(path, env=venv, device="cpu", custom_objects=custom)
-    except (RuntimeError, ValueError, KeyError) as e:
+        model = algo.load(path, env=venv, device="cpu", custom_objects=custom)
+    except (RuntimeError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise UserError(f"{path}: does not fit this run's policy and observation ({str(e).splitlines()[0]})") from None
+    if not all(torch.isfinite(p).all() for p in model.policy.parameters()):
+        raise UserError(f"{path}: refused: the policy's weights hold NaN or infinite values")
+    return model
 
 
 def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -> None:
-    """``model`` to ``path`` (SB3's zip) and, when its env is a ``VecNormalize``, the running statistics
-    of the return and (with ``norm_obs``) of the observations to ``path`` with suffix
-    ``.vecnormalize.json``; with ``replay_buffer``, an off-policy model's buffer to ``.replay.npz``.
-    Each file is written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
+    """``model`` to ``path`` (SB3's zip) with, when its env is a ``VecNormalize``, the running statistics
+    of the return and (with ``norm_obs``) of the observations, and with ``replay_buffer`` an
+    off-policy model's buffer, as entries of the same zip; the file appears whole or not at all."""
+    extra = {}
     venv = model.get_env()
     if isinstance(venv, VecNormalize):
         rms = venv.ret_rms
@@ -75,38 +82,57 @@ def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -
         if venv.norm_obs:
             obs = venv.obs_rms
             stats["obs"] = {"mean": obs.mean.tolist(), "var": obs.var.tolist(), "count": float(obs.count)}
-        write_json(path.with_suffix(".vecnormalize.json"), stats)
+        extra[NORMALIZATION] = json.dumps(stats).encode()
     if replay_buffer and isinstance(model, OffPolicyAlgorithm):
         buf = model.replay_buffer
         arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
                   if getattr(buf, k, None) is not None}
-        tmp_npz = path.with_name(f".{path.stem}.tmp.replay.npz")
-        np.savez(tmp_npz, pos=buf.pos, full=buf.full, **arrays)
-        os.replace(tmp_npz, path.with_suffix(".replay.npz"))
+        data = io.BytesIO()
+        np.savez(data, pos=buf.pos, full=buf.full, **arrays)
+        extra[REPLAY] = data.getvalue()
+    with AtomicFile(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            for name, data in extra.items():
+                archive.writestr(name, data)
+
+
+def entry(path: Path, name: str) -> bytes:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read(name)
+    except KeyError:
+        raise UserError(f"{path}: holds no {name} (not written by this version of tcn-robot)") from None
+    except (OSError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path}: unreadable ({type(e).__name__})") from None
 
 
 def restore_normalization(venv: VecNormalize, path: Path) -> None:
     """Set ``venv``'s running statistics of the return and, with ``norm_obs``, of the observations from
-    ``path`` (``save_policy``'s ``.vecnormalize.json``)."""
-    stats = path.with_suffix(".vecnormalize.json")
+    the policy zip ``path``."""
     try:
-        s = json.loads(stats.read_text())
-        venv.ret_rms.mean, venv.ret_rms.var, venv.ret_rms.count = np.float64(s["mean"]), np.float64(s["var"]), float(s["count"])
+        s = json.loads(entry(path, NORMALIZATION).decode(), parse_constant=float)
+        ret = [float(s["mean"]), float(s["var"]), float(s["count"])]
+        mean = var = None
         if venv.norm_obs:
             mean, var = np.asarray(s["obs"]["mean"], np.float64), np.asarray(s["obs"]["var"], np.float64)
             if mean.shape != venv.obs_rms.mean.shape or var.shape != mean.shape:
                 raise ValueError(f"observation statistics of shape {mean.shape}, the policy observes {venv.obs_rms.mean.shape}")
-            venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = mean, var, float(s["obs"]["count"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f"{stats}: unreadable normalization statistics ({str(e).splitlines()[0] if isinstance(e, ValueError) else type(e).__name__})") from None
+            ret += [float(s["obs"]["count"]), *mean.tolist(), *var.tolist()]
+        if not all(math.isfinite(x) for x in ret) or (var is not None and (var < 0).any()):
+            raise ValueError("NaN, infinite or negative values")
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as e:
+        raise UserError(f"{path}: unreadable normalization statistics ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    venv.ret_rms.mean, venv.ret_rms.var, venv.ret_rms.count = np.float64(s["mean"]), np.float64(s["var"]), float(s["count"])
+    if venv.norm_obs:
+        venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = mean, var, float(s["obs"]["count"])
 
 
 def restore_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
-    """Fill ``model``'s replay buffer from ``path``'s ``.replay.npz`` (arrays only, no pickle)."""
-    stored = path.with_suffix(".replay.npz")
+    """Fill ``model``'s replay buffer from the policy zip ``path`` (arrays only, no pickle)."""
     buf = model.replay_buffer
     try:
-        with np.load(stored, allow_pickle=False) as z:
+        with np.load(io.BytesIO(entry(path, REPLAY)), allow_pickle=False) as z:
             for k in z.files:
                 if k in ("pos", "full"):
                     continue
@@ -114,5 +140,5 @@ def restore_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
                     raise ValueError(f"{k} has shape {z[k].shape}, the buffer {getattr(buf, k).shape}")
                 getattr(buf, k)[...] = z[k]
             buf.pos, buf.full = int(z["pos"]), bool(z["full"])
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"{stored}: cannot restore the replay buffer ({str(e).splitlines()[0]})") from None
+    except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile) as e:
+        raise UserError(f"{path}: cannot restore the replay buffer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None

@@ -21,10 +21,9 @@ from .data.episodes import load_episode
 from .device import pick_device
 from .evaluate import plots
 from .io import write_json
-from .methods import BASELINES
 from .policy_io import load_policy
 from .reward import demo_index
-from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts, policy_view
+from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts, pinned_files, policy_view
 from .video import VideoWriter
 
 STRIP_FRAMES = 6  # columns of the frame strip of each episode
@@ -42,21 +41,25 @@ def _demo_frame(demo: np.ndarray, t: int, steps: int, size: int) -> np.ndarray:
     return cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if frame.shape[0] != size else frame
 
 
+@runs.owns_outputs
 def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "trained", seed: int = EVAL_SEED,
-           overwrite: bool = False) -> dict:
+           overwrite: bool = False, accept_changed: bool = False) -> dict:
     """Replay ``episodes`` episodes of the run's best policy (or ``policy="random"``) into ``out``
     (new, or an earlier replay with ``overwrite``); the run folder may have moved, as long as the
-    encoder and demo its config names (absolute paths) are where they were."""
+    encoder and demo its config names (absolute paths) are where they were, unchanged (or
+    ``accept_changed``)."""
     run, out = Path(run), Path(out)
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
     if not (run / runs.CONFIG).is_file() or runs.output_kind(run) not in ("train-rl", None):
         raise UserError(f"{run}: not a train-rl run folder")
     mode = runs.check_output(out, "replay", overwrite=overwrite)
+    runs.check_apart(out, {"--run": run})
     cfg: Config = load_config(None, (), base=run / runs.CONFIG)
-    for key, path in (("rl.encoder", cfg.rl.encoder), ("rl.observe_encoder", cfg.rl.observe_encoder), ("rl.demo", cfg.rl.demo)):
-        if path and path not in BASELINES and not Path(path).exists():
+    for key, path in pinned_files(cfg).items():
+        if not Path(path).exists():
             raise UserError(f"{run / runs.CONFIG}: {key} names {path}, which is missing (moved or deleted?)")
+    runs.check_pinned(run, pinned_files(cfg), accept_changed)
     ckpt = runs.checkpoint(run, "best.zip")
     if policy == "trained" and not ckpt.exists():
         raise UserError(f"{ckpt}: missing (train the run first, or pass --policy random)")

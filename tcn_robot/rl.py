@@ -6,14 +6,14 @@ ground-truth fraction poured and success rate, TensorBoard curves, best and last
 ``--resume``, and ``metrics.json`` with the final evaluation.
 
 Layout of a run folder (after rl-baselines3-zoo): ``config.yaml``, ``checkpoints/{last,best}.zip``
-(with ``{last,best}.vecnormalize.json``, the normalization statistics, and, for SAC, ``last.replay.npz``
-for ``--resume``; nothing in it is unpickled, see ``policy_io.py``), ``tb/`` (TensorBoard), ``eval.json``
-(the evaluation history), ``eval_curve.png``, ``metrics.json``.
+(each holding the normalization statistics and, for SAC's ``last``, the replay buffer, so that what
+``--resume`` needs is one file; nothing in it is unpickled, see ``policy_io.py``), ``tb/``
+(TensorBoard), ``eval.json`` (the evaluation history), ``eval_curve.png``, ``metrics.json``. The
+run's mark records a digest of its encoders and demo: ``--resume`` and ``replay`` refuse a changed
+one unless ``--accept-changed-inputs``.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections import deque
 from dataclasses import asdict, replace
@@ -35,7 +35,7 @@ from .data.episodes import EpisodeError, load_episode
 from .device import pick_device
 from .envs import PourEnv
 from .evaluate.encoders import baseline_encoder, checkpoint_encoder
-from .io import write_json
+from .io import read_json, write_json
 from .methods import BASELINES
 from .policy_io import load_policy, restore_normalization, restore_replay_buffer, save_policy
 from .processes import StopRequest, leave_interrupts_to_parent
@@ -238,6 +238,22 @@ class LearnedReturnLogger(BaseCallback):
             self.logger.record("rollout/learned_ep_rew_mean", float(np.mean(self.returns)))
 
 
+def _history(run: Path) -> list[dict]:
+    """The evaluations so far (``eval.json``); raises ``UserError`` when the file is damaged."""
+    path = run / runs.EVAL_HISTORY
+    if not path.is_file():
+        return []
+    try:
+        history = read_json(path)
+        keys = ("steps", "fraction_in_bowl_mean", "fraction_in_bowl_std", "success_rate", "wall_seconds")
+        if not (isinstance(history, list) and all(isinstance(h, dict) and all(isinstance(h.get(k), (int, float)) for k in keys)
+                                                  for h in history)):
+            raise ValueError("not a list of evaluations")
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: damaged ({e}); start the run again with --overwrite") from None
+    return history
+
+
 def absolute_paths(cfg: Config) -> Config:
     """``cfg`` with the files ``rl`` names (encoders, demo) as absolute paths, so that the run folder
     replays from any working directory; the baseline names ``random`` and ``pixels`` stay."""
@@ -257,19 +273,32 @@ def _new_model(cfg: Config, venv: VecEnv, run: Path) -> BaseAlgorithm:
                           tensorboard_log=str(run / runs.TENSORBOARD), verbose=0, **kwargs)
 
 
-def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False) -> dict:
+def pinned_files(cfg: Config) -> dict[str, str]:
+    """The input files a run's figures depend on (config key -> path): its encoders and its demo."""
+    rl = cfg.rl
+    if rl.reward == "env":
+        return {}
+    return {key: path for key, path in (("rl.encoder", rl.encoder), ("rl.observe_encoder", rl.observe_encoder), ("rl.demo", rl.demo))
+            if path and path not in BASELINES}
+
+
+@runs.owns_outputs
+def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, accept_changed: bool = False) -> dict:
     """Train ``cfg.rl.algo`` on ``cfg.rl.reward`` into ``out``; returns the final metrics.
 
     Every input (config, encoders, demo, the policy being resumed) is read before anything is
-    written; on Ctrl-C or SIGTERM the policy is saved before stopping."""
+    written; a resumed run refuses an encoder or demo that changed since it started, unless
+    ``accept_changed``. On Ctrl-C or SIGTERM the policy is saved before stopping."""
     rl = cfg.rl
     run = Path(out)
     mode = runs.check_output(run, "train-rl", resume, overwrite)
     cfg = absolute_paths(cfg)
+    runs.check_apart(run, pinned_files(cfg))
     changes = resume_changes(run, cfg, "train-rl") if mode == "resume" else {}
     last = runs.checkpoint(run, "last.zip")
     if mode == "resume" and not last.is_file():
         raise UserError(f"--resume: {run} has no checkpoint yet ({last}); start it again with --overwrite")
+    digests = runs.check_pinned(run, pinned_files(cfg), accept_changed) if mode == "resume" else runs.pinned_inputs(pinned_files(cfg))
     device = pick_device(cfg.train.device)
     encoder, demo = learned_reward_parts(cfg, device)
     observe = observation_parts(cfg, device, (encoder, demo))
@@ -291,11 +320,13 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
                 restore_normalization(venv, last)
             if isinstance(model, OffPolicyAlgorithm):
                 restore_replay_buffer(model, last)
-            if (run / runs.EVAL_HISTORY).is_file():
-                history = json.loads((run / runs.EVAL_HISTORY).read_text())
+            history = _history(run)
         else:
             model = _new_model(cfg, venv, run)
-        runs.claim_output(run, "train-rl", mode, inputs={"encoder": rl.encoder, "demo": rl.demo})
+        inputs = {"encoder": cfg.rl.encoder, "demo": cfg.rl.demo, "digests": digests}
+        runs.claim_output(run, "train-rl", mode, inputs=inputs)
+        if mode == "resume" and runs.output_inputs(run) != inputs:  # accepted new inputs
+            runs.set_inputs(run, inputs)
         if changes:
             runs.record_resume(run, model.num_timesteps, changes)
         save_config(cfg, run)
@@ -332,31 +363,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
         "wall_seconds": final["wall_seconds"], "resumes": runs.resumes(run),
     }
     write_json(run / runs.METRICS, metrics)
-    plot_eval_curve(history, run / "eval_curve.png", title=f"{rl.algo.upper()}, reward: {rl.reward}")
+    from .evaluate.plots import eval_curve
+
+    eval_curve(history, run / "eval_curve.png", title=f"{rl.algo.upper()}, reward: {rl.reward}")
     return metrics
-
-
-def plot_eval_curve(history: list[dict], path: Path, title: str) -> None:
-    """Fraction poured (mean ± std over evaluation episodes) and success rate against env steps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps = np.array([h["steps"] for h in history])
-    mean = np.array([h["fraction_in_bowl_mean"] for h in history])
-    std = np.array([h["fraction_in_bowl_std"] for h in history])
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    ax.plot(steps, mean, marker="o", label="fraction in bowl (mean)")
-    ax.fill_between(steps, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), alpha=0.25, label="± std")
-    ax.plot(steps, [h["success_rate"] for h in history], ls="--", label="success rate")
-    ax.set_xlabel("environment steps")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)

@@ -1,6 +1,7 @@
 """MP4 writing with OpenCV: H.264 where the build has it, else MPEG-4 part 2 (mp4v)."""
 from __future__ import annotations
 
+import errno
 import functools
 import os
 import tempfile
@@ -10,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .io import silenced
+from .io import AtomicFile, silenced
 
 _CODECS = ("avc1", "mp4v")
 
@@ -29,23 +30,20 @@ def mp4_codec() -> str:
 
 
 class VideoWriter:
-    """Write RGB uint8 frames (H, W, 3) to ``path``; the file appears under its name only on ``close``.
+    """Write RGB uint8 frames (H, W, 3) to ``path``; the file appears under its name only on ``close``,
+    after it reads back with every frame (OpenCV does not report a write that the disk refused).
 
     Use as a context manager; an exception inside the block discards the partial file.
     """
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".mp4")
-        os.close(fd)
-        os.chmod(self._tmp, 0o644)
+        self._file = AtomicFile(self.path)
         w, h = size
         self.codec = mp4_codec()
-        self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*self.codec), fps, (w, h))
+        self._writer = cv2.VideoWriter(str(self._file.tmp), cv2.VideoWriter_fourcc(*self.codec), fps, (w, h))
         if not self._writer.isOpened():
-            Path(self._tmp).unlink(missing_ok=True)
-            raise RuntimeError(f"OpenCV could not open {self.path} for writing")
+            self._file.abort(OSError(errno.EIO, f"OpenCV could not open {self.path} for writing"))
         self.size = (w, h)
         self.frames = 0
 
@@ -57,11 +55,16 @@ class VideoWriter:
 
     def close(self) -> None:
         self._writer.release()
-        os.replace(self._tmp, self.path)
+        cap = cv2.VideoCapture(str(self._file.tmp))
+        written = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+        cap.release()
+        if written != self.frames:
+            self._file.abort(OSError(errno.EIO, f"{self.path}: {self.frames} frames written, {max(written, 0)} read back"))
+        self._file.commit()
 
     def abort(self) -> None:
         self._writer.release()
-        Path(self._tmp).unlink(missing_ok=True)
+        self._file.abort()
 
     def __enter__(self) -> VideoWriter:
         return self

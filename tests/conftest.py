@@ -21,6 +21,25 @@ def packaged_sources() -> dict[str, Path]:
     return files
 
 
+@pytest.fixture(scope="session")
+def made(tmp_path_factory):
+    """A dataset (4 episodes, 2 views), a TCN run on it and a PPO run on its reward: what the hostile
+    probes start from (each copies what it changes)."""
+    from hostile import RL, TCN
+
+    from tcn_robot.cli import main
+    from tcn_robot.data.record import record_dataset
+    from tcn_robot.envs import make_pour_config
+
+    root = tmp_path_factory.mktemp("made")
+    data = root / "data"
+    record_dataset(make_pour_config(episode_steps=20, num_particles=10), data, 4, 2, 32, 0, "human=0.5,robot=0.5")
+    assert main(["train-tcn", "--data", str(data), "--out", str(root / "tcn"), "--steps", "4", *TCN]) == 0
+    assert main(["train-rl", "--out", str(root / "rl"), "--reward", "tcn", "--encoder", str(root / "tcn/checkpoints/last.pt"),
+                 "--demo", str(data / "ep00000"), "--steps", "64", "--n-envs", "1", *RL]) == 0
+    return root
+
+
 @pytest.fixture
 def small_world():
     """Overrides that keep a world cheap: fewer particles, short episodes, small images."""

@@ -21,6 +21,7 @@ from tcn_robot.data.importer import import_videos
 from tcn_robot.config import load_config, parse_mix
 from tcn_robot.data.record import env_config, plan_episodes, record_dataset
 from tcn_robot.envs import ATTRIBUTES, PourEnv, make_pour_config, run_demonstrator
+from tcn_robot.io import TEMP_TAG, temp_owner
 from tcn_robot.video import read_video, write_video
 
 SMALL = {"episode_steps": 12, "num_particles": 12}
@@ -100,8 +101,8 @@ def test_resume_after_a_worker_is_killed_mid_episode(tmp_path):
     deadline = time.time() + 120
     victim = None
     while time.time() < deadline and victim is None:
-        for tmp in out.glob(".ep*.tmp-*"):  # an episode in progress, named after its worker's pid
-            victim = int(tmp.name.rsplit("-", 1)[1])
+        for tmp in out.glob(f".ep*{TEMP_TAG}*"):  # an episode in progress, named after its worker's pid
+            victim = temp_owner(tmp.name)
             break
         time.sleep(0.005)
     assert victim is not None, "no episode was ever in progress"
@@ -109,10 +110,10 @@ def test_resume_after_a_worker_is_killed_mid_episode(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2 and "run the same command again to resume" in err
     assert "Traceback" not in err
-    assert list(out.glob(".ep*.tmp-*")), "the killed episode left its temporary folder"
+    assert list(out.glob(f".ep*{TEMP_TAG}*")), "the killed episode left its temporary folder"
     assert len(list(out.glob("ep*/meta.json"))) < 4
     assert subprocess.run(cmd, capture_output=True).returncode == 0
-    assert not list(out.glob(".ep*.tmp-*"))
+    assert not list(out.glob(f".ep*{TEMP_TAG}*"))
     resumed = decoded(out)
     assert resumed.keys() == reference.keys()
     assert all(np.array_equal(resumed[k], reference[k]) for k in resumed)

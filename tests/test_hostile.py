@@ -5,7 +5,6 @@ Each test builds its broken or hostile input itself, asserts a non-zero exit wit
 a message naming the file or key, and hashes every pre-existing file before and after.
 """
 import base64
-import hashlib
 import json
 import os
 import pickle
@@ -22,56 +21,10 @@ import pytest
 import torch
 
 from tcn_robot.cli import main
-from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
 from tcn_robot.video import read_video, write_video
 
-SCRIPT = str(Path(sys.executable).with_name("tcn-robot"))
-WORLD = ["env.episode_steps=20", "env.num_particles=10", "env.image_size=32"]
-TCN = ["model.image_size=32", "model.width=8", "model.head_channels=16", "model.hidden=32", "tcn.sequences_per_batch=2",
-       "tcn.frames_per_sequence=4", "train.val_episodes=1", "train.val_every=2", "train.checkpoint_every=2"]
-RL = [*WORLD, "rl.eval_every=64", "rl.eval_episodes=1", "rl.ppo.n_steps=32", "rl.ppo.batch_size=32", "rl.ppo.n_epochs=1"]
-
-
-def snapshot(*folders: Path) -> dict:
-    """sha256 of every file under ``folders``."""
-    return {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for d in folders for f in sorted(Path(d).rglob("*")) if f.is_file()}
-
-
-def fails_cleanly(capsys, argv: list[str], *names: str) -> str:
-    """Run the command in-process: exit 2 and, besides progress bars, one line on stderr, the error,
-    naming each of ``names``; no traceback."""
-    capsys.readouterr()
-    rc = main(argv)
-    err = capsys.readouterr().err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "%|" not in line]
-    assert rc == 2, (rc, err)
-    assert len(lines) == 1 and lines[0].startswith(f"tcn-robot {argv[0]}: error: ") and "Traceback" not in err, err
-    for n in names:
-        assert str(n) in lines[0], (n, lines[0])
-    return lines[0]
-
-
-class Payload:
-    """Unpickling this creates the file ``marker``: what a planted checkpoint would run."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-@pytest.fixture(scope="module")
-def made(tmp_path_factory):
-    """A dataset (4 episodes, 2 views), a TCN run on it and a PPO run on its reward."""
-    root = tmp_path_factory.mktemp("made")
-    data = root / "data"
-    record_dataset(make_pour_config(episode_steps=20, num_particles=10), data, 4, 2, 32, 0, "human=0.5,robot=0.5")
-    assert main(["train-tcn", "--data", str(data), "--out", str(root / "tcn"), "--steps", "4", *TCN]) == 0
-    assert main(["train-rl", "--out", str(root / "rl"), "--reward", "tcn", "--encoder", str(root / "tcn/checkpoints/last.pt"),
-                 "--demo", str(data / "ep00000"), "--steps", "64", "--n-envs", "1", *RL]) == 0
-    return root
+from hostile import RL, SCRIPT, TCN, WORLD, Payload, fails_cleanly, snapshot
 
 
 # ----------------------------------------------------------------- 1. no code from data
@@ -93,7 +46,8 @@ def test_a_planted_checkpoint_is_refused_by_every_command_that_loads_one(made, t
     shutil.copytree(made / "rl", rl)
     cfg = (rl / "config.yaml").read_text().replace(str(made / "tcn/checkpoints/last.pt"), str(evil))
     (rl / "config.yaml").write_text(cfg)
-    fails_cleanly(capsys, ["replay", "--run", str(rl), "--out", str(tmp_path / "replay")], evil, "refused")
+    fails_cleanly(capsys, ["replay", "--run", str(rl), "--out", str(tmp_path / "replay")], evil, "changed since")
+    fails_cleanly(capsys, ["replay", "--run", str(rl), "--out", str(tmp_path / "replay"), "--accept-changed-inputs"], evil, "refused")
     assert not marker.exists(), "the planted payload ran"
     assert snapshot(made) == before
     assert not (tmp_path / "ev").exists() and not (tmp_path / "rl").exists() and not (tmp_path / "replay").exists()

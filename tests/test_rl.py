@@ -1,5 +1,7 @@
 """The learned reward wrapper against per-env computation, and train-rl / replay end to end."""
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import PourEnv, make_pour_config
 from tcn_robot.evaluate.encoders import baseline_encoder
 from tcn_robot.config import ModelConfig, RewardConfig
+from tcn_robot.policy_io import NORMALIZATION, REPLAY, entry
 from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, tcn_reward
 
 STEPS = 5
@@ -26,6 +29,16 @@ def parts():
     enc = baseline_encoder("pixels", ModelConfig(), 0, "cpu", pixels=4)
     demo = np.random.default_rng(0).uniform(0, 1, size=(9, 48))
     return enc, demo
+
+
+def rewrite_entry(path, name: str, data: bytes) -> None:
+    """Replace one entry of a zip."""
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    entries[name] = data
+    with zipfile.ZipFile(path, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
 
 
 def actions(n_envs, steps, seed=0):
@@ -213,9 +226,9 @@ def test_train_rl_and_replay_run_end_to_end_on_a_tiny_budget(tmp_path, demo_epis
                  "--demo-view", "1", "--steps", "256", "--n-envs", "2", *common]) == 0
     m = json.loads((run / "metrics.json").read_text())
     assert m["steps"] == 256 and m["reward"] == "tcn" and m["demo_view"] == 1
-    for f in ("config.yaml", "checkpoints/best.zip", "checkpoints/last.zip", "checkpoints/last.vecnormalize.json",
-              "eval.json", "eval_curve.png"):
+    for f in ("config.yaml", "checkpoints/best.zip", "checkpoints/last.zip", "eval.json", "eval_curve.png"):
         assert (run / f).exists(), f
+    assert json.loads(entry(run / "checkpoints/last.zip", NORMALIZATION))["count"] > 0  # the return statistics, in the policy's zip
     events = list((run / "tb").rglob("events.out.tfevents.*"))
     assert events and any(b"rollout/learned_ep_rew_mean" in e.read_bytes() for e in events)
     assert main(["train-rl", "--out", str(run), "--steps", "384", "--resume", "--reward", "tcn", "--encoder", "pixels",
@@ -240,8 +253,8 @@ def test_normalized_observations_are_evaluated_resumed_and_replayed_with_the_tra
             "rl.normalize_obs=true", "rl.eval_every=128", "rl.eval_episodes=2", "rl.ppo.n_steps=64", "rl.ppo.batch_size=64",
             "rl.ppo.n_epochs=1"]
     assert main([*args, "--steps", "128"]) == 0
-    best = run / "checkpoints" / "best.vecnormalize.json"
-    stats = json.loads(best.read_text())["obs"]
+    best = run / "checkpoints" / "best.zip"
+    stats = json.loads(entry(best, NORMALIZATION))["obs"]
     assert len(stats["mean"]) == len(stats["var"]) == 18 + 2 * 16 * 16 * 3  # state + the pixel embeddings of agent and demo
     assert abs(stats["count"] - 2 * (1 + 128 // 2)) < 1  # every training observation: the first resets, then 64 steps of 2 envs
     assert min(stats["var"][:7]) > 0  # the joints moved
@@ -251,10 +264,10 @@ def test_normalized_observations_are_evaluated_resumed_and_replayed_with_the_tra
     replayed = json.loads((tmp_path / "replay" / "metrics.json").read_text())["episodes"]
     assert np.mean([e["learned_return"] for e in replayed]) == pytest.approx(evaluated["return_mean"], abs=1e-4)
     assert main([*args, "--steps", "192", "--resume"]) == 0  # the statistics continue from the saved ones
-    assert json.loads((run / "checkpoints" / "last.vecnormalize.json").read_text())["obs"]["count"] > stats["count"] + 64
-    broken = json.loads(best.read_text())
+    assert json.loads(entry(run / "checkpoints" / "last.zip", NORMALIZATION))["obs"]["count"] > stats["count"] + 64
+    broken = json.loads(entry(best, NORMALIZATION))
     broken["obs"]["mean"] = broken["obs"]["mean"][:5]
-    best.write_text(json.dumps(broken))
+    rewrite_entry(best, NORMALIZATION, json.dumps(broken).encode())
     capsys.readouterr()
     assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay2")]) == 2
     err = capsys.readouterr().err
@@ -296,13 +309,13 @@ def test_sac_trains_resumes_with_its_replay_buffer_and_replays(tmp_path, demo_ep
               "rl.eval_episodes=1", "rl.sac.learning_starts=32", "rl.sac.batch_size=16", "rl.sac.net_arch=[32,32]"]
     assert main(["train-rl", "--out", str(run), "--steps", "64", *common]) == 0
     assert json.loads((run / "metrics.json").read_text())["algo"] == "sac"
-    buffer = run / "checkpoints" / "last.replay.npz"
-    with np.load(buffer) as z:
+    buffer = run / "checkpoints" / "last.zip"
+    with np.load(io.BytesIO(entry(buffer, REPLAY))) as z:
         assert int(z["pos"]) == 64 // 2 and not z["full"]  # every transition (stored per env, 2 envs)
         first = z["observations"][:32].copy()
     assert main(["train-rl", "--out", str(run), "--steps", "96", "--resume", *common]) == 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 96
-    with np.load(buffer) as z:  # the resumed run added every transition to the saved buffer
+    with np.load(io.BytesIO(entry(buffer, REPLAY))) as z:  # the resumed run added every transition to the saved buffer
         assert int(z["pos"]) == 96 // 2 and np.array_equal(z["observations"][:32], first)
     assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay")]) == 0
 

@@ -19,8 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import UserError
-from ..io import atomic_write_text
+from ..io import AtomicFile, atomic_write_text, clean_stale_temporaries
 from .episodes import META, Dataset, Episode, EpisodeError
+
+
+CACHE_MARK = ".tcn-robot-cache"  # marks a folder as a frame cache, whose files tcn-robot may replace
 
 
 def _signature(ep: Episode) -> dict:
@@ -43,6 +46,22 @@ def default_cache_dir(dataset_root: Path) -> Path:
         return home / "tcn-robot" / "frames" / key
 
 
+def check_cache_dir(path: Path, dataset_root: Path) -> None:
+    """A folder the user names for the cache (``--cache-dir``) must be new, empty or a frame cache already
+    (its mark ``.tcn-robot-cache``), and lie outside every folder another command made, so that the
+    cache never overwrites a file it did not make."""
+    from ..runs import owner_of
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--cache-dir {path}: exists and is not a folder")
+    if path.is_dir() and not (path / CACHE_MARK).is_file() and any(path.iterdir()):
+        raise UserError(f"--cache-dir {path}: holds files that are not a tcn-robot frame cache; name a new or empty folder")
+    owner = owner_of(path)
+    if owner is not None and owner != Path(dataset_root).resolve():
+        raise UserError(f"--cache-dir {path}: inside {owner}, the output of another command; name a folder outside it")
+
+
 class FrameCache:
     """Decoded frames of every valid episode of ``dataset``.
 
@@ -53,8 +72,13 @@ class FrameCache:
     def __init__(self, dataset: Dataset, cache_dir: str | Path | None = None, strict: bool = False, progress: bool = True) -> None:
         self.dataset_root = dataset.root
         self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir(dataset.root)
+        if cache_dir is not None:
+            check_cache_dir(self.root, dataset.root)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            if not (self.root / CACHE_MARK).is_file():
+                atomic_write_text(self.root / CACHE_MARK, json.dumps({"kind": "frame-cache"}))
+            clean_stale_temporaries(self.root)
         except OSError as e:
             raise UserError(f"{self.root}: cannot write the frame cache there ({e.strerror}); pass --cache-dir") from None
         self.episodes: list[Episode] = []
@@ -82,17 +106,15 @@ class FrameCache:
             except (json.JSONDecodeError, ValueError, OSError):
                 pass  # a damaged cache entry is rebuilt
         shape = (ep.num_frames, ep.num_views, *ep.image_size, 3)
-        tmp = data.with_name(f".{data.stem}.{os.getpid()}.tmp.npy")
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        try:
+        with AtomicFile(data, needed=int(np.prod(shape))) as tmp:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            # claim the blocks now: a memory map that writes into a full disk dies of SIGBUS instead of raising
+            with open(tmp, "r+b") as f:
+                os.posix_fallocate(f.fileno(), 0, os.path.getsize(tmp))
             for v in range(ep.num_views):
                 arr[:, v] = ep.read_view(v)
             arr.flush()
             del arr
-            os.replace(tmp, data)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
         atomic_write_text(sig_path, json.dumps(sig))
         return np.load(data, mmap_mode="r")
 

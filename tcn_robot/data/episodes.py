@@ -8,12 +8,14 @@ An episode is a folder::
 
 A dataset is a folder of episodes plus ``manifest.json`` listing the complete ones. An episode is
 written into a hidden temporary folder and renamed when complete, so a killed recording never
-leaves an episode that looks whole.
+leaves an episode that looks whole. An episode's name is one safe path component (``safe_name``):
+names that come from data never reach outside the dataset.
 """
 from __future__ import annotations
 
-import json
+import math
 import os
+import re
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -22,20 +24,72 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .. import UserError
-from ..io import write_json
+from .. import EMBODIMENTS, UserError
+from ..io import check_path_encoding, read_json, temp_path, write_json
 from ..video import VideoWriter
 
 FORMAT_VERSION = 1
 META = "meta.json"
 STATES = "states.npz"
 MANIFEST = "manifest.json"
-TMP_MARK = ".tmp-"
 REQUIRED_META = ("format", "num_views", "num_frames", "fps", "image_size", "has_states")
+# one path component, no leading dot (hidden files, ``.``, ``..``) or dash (read as a flag), nothing a
+# shell or file system treats specially
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+RESERVED = {MANIFEST}
 
 
 class EpisodeError(Exception):
     """One problem with one episode; ``str()`` names the file and the problem."""
+
+
+def is_safe_name(name: object) -> bool:
+    return isinstance(name, str) and SAFE_NAME.fullmatch(name) is not None and name not in RESERVED
+
+
+def safe_name(text: str) -> str:
+    """``text`` as an episode name: characters outside ``[A-Za-z0-9_.-]`` become ``_``, leading dots and
+    dashes are dropped, and it is cut to 128 characters; "" when nothing is left (or it is reserved)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", text).lstrip(".-")[:128]
+    return name if is_safe_name(name) else ""
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _integer(x: object, low: int, high: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high
+
+
+def check_meta(meta: object) -> None:
+    """Raise ValueError naming the first key of an episode's meta.json with a wrong type or an
+    impossible value."""
+    if not isinstance(meta, dict):
+        raise ValueError("expected a JSON object")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ValueError(f"missing keys {missing}")
+    if meta["format"] != FORMAT_VERSION:
+        raise ValueError(f"format {meta['format']!r}, this tcn-robot reads format {FORMAT_VERSION}")
+    checks = {
+        "num_views": _integer(meta["num_views"], 1, 64),
+        "num_frames": _integer(meta["num_frames"], 2, 10**7),
+        "fps": _number(meta["fps"]) and 0 < meta["fps"] <= 1000,
+        "image_size": isinstance(meta["image_size"], list) and len(meta["image_size"]) == 2
+                      and all(_integer(s, 1, 8192) for s in meta["image_size"]),
+        "has_states": isinstance(meta["has_states"], bool),
+        "embodiment": meta.get("embodiment", "unknown") in EMBODIMENTS,
+        "view_embodiments": "view_embodiments" not in meta or (
+            isinstance(meta["view_embodiments"], list) and len(meta["view_embodiments"]) == meta["num_views"]
+            and all(e in EMBODIMENTS for e in meta["view_embodiments"])),
+        "demonstrator": isinstance(meta.get("demonstrator", ""), str),
+        "is_success": isinstance(meta.get("is_success", False), bool),
+        "fraction_in_bowl": "fraction_in_bowl" not in meta or _number(meta["fraction_in_bowl"]),
+    }
+    bad = next((k for k, ok in checks.items() if not ok), None)
+    if bad is not None:
+        raise ValueError(f"impossible {bad} {str(meta.get(bad))[:60]!r}")
 
 
 def view_name(view: int) -> str:
@@ -53,11 +107,13 @@ class EpisodeWriter:
     """
 
     def __init__(self, root: Path, name: str, num_views: int, fps: float, image_size: tuple[int, int]) -> None:
+        if not is_safe_name(name):
+            raise ValueError(f"{name!r} is not a safe episode name")
         self.root = Path(root)
         self.final = self.root / name
-        self.tmp = self.root / f".{name}{TMP_MARK}{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
+        if self.final.exists():
+            raise EpisodeError(f"{self.final}: exists already and is not a complete episode; move it out of the dataset")
+        self.tmp = temp_path(self.final)
         self.tmp.mkdir(parents=True)
         h, w = image_size
         self.videos = [VideoWriter(self.tmp / view_name(v), fps, (w, h)) for v in range(num_views)]
@@ -82,9 +138,7 @@ class EpisodeWriter:
         write_json(self.tmp / META, {**meta, "format": FORMAT_VERSION, "num_views": len(self.videos),
                                      "num_frames": self.frames, "has_states": states is not None,
                                      "codec": self.videos[0].codec})
-        if self.final.exists():
-            shutil.rmtree(self.final)
-        os.replace(self.tmp, self.final)
+        os.rename(self.tmp, self.final)  # fails, deleting nothing, when something took the name meanwhile
         return self.final
 
     def abort(self) -> None:
@@ -124,7 +178,7 @@ class Episode:
         """Per-frame ground truth, or None for footage without it."""
         if not self.meta["has_states"]:
             return None
-        with np.load(self.path / STATES) as z:
+        with np.load(self.path / STATES, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
 
     def read_view(self, view: int) -> np.ndarray:
@@ -176,29 +230,22 @@ def load_episode(path: str | Path) -> Episode:
     """Open and check an episode folder: meta.json, every view (exists, opens, frame count and
     size as meta.json says, equal across views), states.npz rows. Raises EpisodeError."""
     path = Path(path)
+    try:
+        check_path_encoding(path)
+    except UserError as e:
+        raise EpisodeError(str(e)) from None
     if not path.is_dir():
         raise EpisodeError(f"{path}: no such episode folder")
     meta_path = path / META
     if not meta_path.exists():
         raise EpisodeError(f"{meta_path}: missing")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EpisodeError(f"{meta_path}: not valid JSON ({e})") from None
-    if not isinstance(meta, dict):
-        raise EpisodeError(f"{meta_path}: expected a JSON object")
-    missing = [k for k in REQUIRED_META if k not in meta]
-    if missing:
-        raise EpisodeError(f"{meta_path}: missing keys {missing}")
-    if meta["format"] != FORMAT_VERSION:
-        raise EpisodeError(f"{meta_path}: format {meta['format']}, this tcn-robot reads format {FORMAT_VERSION}")
+        meta = read_json(meta_path)
+        check_meta(meta)
+    except (OSError, ValueError) as e:
+        raise EpisodeError(f"{meta_path}: {e}") from None
     ep = Episode(path, meta)
-    try:
-        counts = {v: _video_header(ep.video(v)) for v in range(ep.num_views)}
-        if int(meta["num_frames"]) < 2 or ep.num_views < 1:
-            raise EpisodeError(f"{meta_path}: needs at least 1 view and 2 frames")
-    except (TypeError, ValueError) as e:
-        raise EpisodeError(f"{meta_path}: malformed values ({e})") from None
+    counts = {v: _video_header(ep.video(v)) for v in range(ep.num_views)}
     frames = {v: c[0] for v, c in counts.items()}
     if len(set(frames.values())) > 1:
         listed = ", ".join(f"{view_name(v)}: {n}" for v, n in frames.items())
@@ -213,8 +260,8 @@ def load_episode(path: str | Path) -> Episode:
         if not states_path.exists():
             raise EpisodeError(f"{states_path}: missing (meta.json says the episode has states)")
         try:
-            with np.load(states_path) as z:
-                bad = [k for k in z.files if len(z[k]) not in (ep.num_frames, ep.num_frames - 1)]
+            with np.load(states_path, allow_pickle=False) as z:
+                bad = [k for k in z.files if z[k].ndim == 0 or len(z[k]) not in (ep.num_frames, ep.num_frames - 1)]
         except Exception as e:
             raise EpisodeError(f"{states_path}: unreadable ({type(e).__name__}: {e})") from None
         if bad:
@@ -238,6 +285,7 @@ class Dataset:
     @classmethod
     def open(cls, root: str | Path, strict: bool = False) -> Dataset:
         root = Path(root)
+        check_path_encoding(root)
         if not root.exists():
             raise UserError(f"{root}: no such dataset folder")
         if not root.is_dir():
@@ -264,22 +312,33 @@ class Dataset:
 
 
 def read_manifest(root: Path) -> dict:
-    """``manifest.json`` of a dataset folder; raises UserError naming the problem."""
+    """``manifest.json`` of a dataset folder; raises UserError naming the problem (not JSON, wrong types,
+    an episode name that is not one safe folder name of the dataset, a name listed twice)."""
     path = Path(root) / MANIFEST
     if not path.exists():
         raise UserError(f"{path}: missing (not a tcn-robot dataset; record one with `tcn-robot record` or `tcn-robot import-videos`)")
     try:
-        manifest = json.loads(path.read_text())
-        assert isinstance(manifest, dict) and isinstance(manifest["episodes"], list)
-        assert all(isinstance(e, dict) and "name" in e for e in manifest["episodes"])
-    except (json.JSONDecodeError, UnicodeDecodeError, AssertionError, KeyError, TypeError):
-        raise UserError(f"{path}: malformed (expected an object with a list 'episodes' of {{'name': ...}})") from None
+        manifest = read_json(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: {e}") from None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("episodes"), list)
+            and all(isinstance(e, dict) and "name" in e for e in manifest["episodes"])
+            and isinstance(manifest.get("settings", {}), dict)):
+        raise UserError(f"{path}: malformed (expected an object with a list 'episodes' of {{'name': ...}})")
+    names = [e["name"] for e in manifest["episodes"]]
+    unsafe = next((n for n in names if not is_safe_name(n)), None)
+    if unsafe is not None:
+        raise UserError(f"{path}: names the episode {str(unsafe)[:80]!r}, which is not a folder of the dataset "
+                        "(an episode name is one safe folder name)")
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"{path}: lists the episode {twice!r} twice")
     return manifest
 
 
 def complete_episodes(root: Path) -> list[Path]:
     """Episode folders under ``root`` that were committed (never temporary ones), sorted by name."""
-    return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith(".") and (p / META).exists())
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and is_safe_name(p.name) and (p / META).exists())
 
 
 def write_manifest(root: Path, settings: dict) -> dict:
@@ -287,8 +346,10 @@ def write_manifest(root: Path, settings: dict) -> dict:
     entries = []
     for p in complete_episodes(root):
         try:
-            meta = json.loads((p / META).read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            meta = read_json(p / META)
+        except (OSError, ValueError):
+            meta = {}
+        if not isinstance(meta, dict):
             meta = {}
         keep = ("demonstrator", "embodiment", "seed", "num_frames", "fraction_in_bowl", "is_success")
         entries.append({"name": p.name, **{k: meta[k] for k in keep if k in meta}})

@@ -7,19 +7,33 @@ from pathlib import Path
 
 import numpy as np
 
-from .episodes import Dataset
+from .. import UserError
+from .episodes import Dataset, EpisodeError, complete_episodes, load_episode
 
 
 def inspect_dataset(root: str | Path, decode: bool = False) -> dict:
     """Summary of a dataset; ``decode=True`` also decodes every frame of every view. ``bad`` lists
     broken episodes, ``problems`` what keeps the dataset as a whole from training (mixed image sizes,
     single-view episodes for multi-view TCN)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = Dataset.open(root)
-    bad = list(ds.bad)
+    root = Path(root)
+    problems = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = Dataset.open(root)
+        bad, found = list(ds.bad), ds.episodes
+    except UserError as e:  # a damaged manifest, or no valid episode: say so, and look at the folders themselves
+        if not root.is_dir():
+            raise
+        problems.append(str(e))
+        bad, found = [], []
+        for p in complete_episodes(root):
+            try:
+                found.append(load_episode(p))
+            except EpisodeError as why:
+                bad.append((p, str(why)))
     good = []
-    for ep in ds.episodes:
+    for ep in found:
         if decode:
             try:
                 for v in range(ep.num_views):
@@ -35,7 +49,6 @@ def inspect_dataset(root: str | Path, decode: bool = False) -> dict:
     }
     frames = [ep.num_frames for ep in good]
     sizes = Counter(tuple(ep.image_size) for ep in good)
-    problems = []
     if len(sizes) > 1:  # each episode is fine alone; training batches frames of several episodes
         listed = ", ".join(f"{w}x{h}: {n} episodes" for (h, w), n in sorted(sizes.items()))
         problems.append(f"episodes have different image sizes ({listed}); training needs one (import with --image-size)")
@@ -63,7 +76,8 @@ def format_summary(s: dict) -> str:
         f"dataset          {s['dataset']}",
         f"episodes         {s['episodes']} valid, {s['bad_episodes']} bad",
         f"views            {', '.join(map(str, s['views']))}",
-        f"frames           {s['frames_total']} in all, {s['frames_per_episode'][0]}-{s['frames_per_episode'][1]} per episode",
+        f"frames           {s['frames_total']} in all" + (f", {s['frames_per_episode'][0]}-{s['frames_per_episode'][1]} per episode"
+                                                            if s["frames_per_episode"] else ""),
         f"image size       {', '.join(f'{w}x{h}' for h, w in s['image_sizes'])}",
         f"with states      {s['with_states']}",
         "demonstrators    " + ", ".join(f"{k}: {v}" for k, v in sorted(s["demonstrators"].items())),

@@ -16,7 +16,6 @@ import fcntl
 import json
 import math
 import os
-import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from ..config import parse_mix
 from ..envs import ATTRIBUTES, PourConfig, PourEnv, run_demonstrator, run_paired
 from ..envs.config import spread_cameras
 from ..processes import leave_interrupts_to_parent, parent_alive
-from .episodes import MANIFEST, META, TMP_MARK, EpisodeWriter, read_manifest, write_manifest
+from .episodes import MANIFEST, META, EpisodeWriter, read_manifest, write_manifest
 
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -181,9 +180,9 @@ def _camera_row(cam) -> list[float]:
 
 # ----------------------------------------------------------------- a dataset
 @contextlib.contextmanager
-def _locked(root: Path):
-    """An exclusive lock on the dataset folder (several shard processes may share it)."""
-    with open(root / ".lock", "w") as f:
+def _manifest_lock(root: Path):
+    """A short exclusive lock around rewriting the manifest (the shards of one recording share it)."""
+    with open(root / f"{runs.LOCK}.manifest", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -191,19 +190,7 @@ def _locked(root: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _remove_stale_temporaries(root: Path) -> None:
-    """Delete temporary episode folders whose writing process is gone (killed recordings)."""
-    for p in root.glob(f".*{TMP_MARK}*"):
-        pid = int(p.name.rsplit(TMP_MARK, 1)[1]) if p.name.rsplit(TMP_MARK, 1)[1].isdigit() else -1
-        try:
-            os.kill(pid, 0)
-            alive = pid > 0
-        except (ProcessLookupError, PermissionError, OverflowError):
-            alive = False
-        if not alive:
-            shutil.rmtree(p, ignore_errors=True)
-
-
+@runs.owns_outputs
 def record_dataset(
     env_cfg: PourConfig, out: Path, episodes: int, views: int, image_size: int, seed: int, mix: str,
     shard: str = "0/1", workers: int = 1, overwrite: bool = False,
@@ -229,11 +216,10 @@ def record_dataset(
         if diff:
             raise UserError(f"{out / MANIFEST}: recorded with other settings ({', '.join(diff)} differ); "
                             "use another --out, the same settings to resume, or --overwrite")
-    runs.claim_output(out, "record", mode)
-    with _locked(out):
+    runs.claim_output(out, "record", mode, shard=(shard_i, shard_n))
+    with _manifest_lock(out):
         if not (out / MANIFEST).exists():
             write_manifest(out, settings)
-        _remove_stale_temporaries(out)
     plans = [p for p in plan_episodes(episodes, proportions, seed) if p.index % shard_n == shard_i]
     pending = [p for p in plans if not (out / p.name / META).exists()]
     summaries: list[dict] = []
@@ -246,7 +232,7 @@ def record_dataset(
         frames += summary["frames"] * summary["views"]
         bar.update(1)
         bar.set_postfix(frames_per_s=f"{frames / (time.perf_counter() - started):.0f}")
-        with _locked(out):
+        with _manifest_lock(out):
             write_manifest(out, settings)
 
     try:
@@ -257,7 +243,7 @@ def record_dataset(
             _run_workers(pending, cfg, out, workers, done)
     finally:
         bar.close()
-    with _locked(out):
+    with _manifest_lock(out):
         manifest = write_manifest(out, settings)
     return summarize(out, manifest, summaries, time.perf_counter() - started)
 

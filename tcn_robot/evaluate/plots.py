@@ -1,7 +1,6 @@
 """Figures of ``evaluate``: PCA trajectories, distance matrices, reward curves, a retrieval video."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -10,16 +9,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..io import AtomicFile  # noqa: E402
 from ..video import VideoWriter  # noqa: E402
 
 
-def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+def _save(fig, path: Path, dpi: int = 110) -> str:
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with AtomicFile(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path.name
 
 
@@ -90,3 +90,20 @@ def retrieval_video(query: np.ndarray, reference: np.ndarray, nn_idx: np.ndarray
         for t in range(len(query)):
             w.write(np.concatenate([query[t], reference[nn_idx[t]]], axis=1))
     return path.name
+
+
+def eval_curve(history: list[dict], path: Path, title: str) -> str:
+    """Fraction poured (mean ± std over evaluation episodes) and success rate against env steps."""
+    steps = np.array([h["steps"] for h in history])
+    mean = np.array([h["fraction_in_bowl_mean"] for h in history])
+    std = np.array([h["fraction_in_bowl_std"] for h in history])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, mean, marker="o", label="fraction in bowl (mean)")
+    ax.fill_between(steps, np.clip(mean - std, 0, 1), np.clip(mean + std, 0, 1), alpha=0.25, label="± std")
+    ax.plot(steps, [h["success_rate"] for h in history], ls="--", label="success rate")
+    ax.set_xlabel("environment steps")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return _save(fig, path, dpi=120)

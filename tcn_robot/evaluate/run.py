@@ -8,7 +8,6 @@ nearest-neighbour imitation video.
 """
 from __future__ import annotations
 
-import re
 import warnings
 from itertools import combinations
 from pathlib import Path
@@ -19,7 +18,7 @@ from tqdm import tqdm
 from .. import UserError, runs
 from ..config import Config, save_config
 from ..data.cache import FrameCache
-from ..data.episodes import Dataset, load_episode, EpisodeError
+from ..data.episodes import Dataset, EpisodeError, load_episode, safe_name
 from ..envs import ATTRIBUTES
 from ..io import atomic_write_text, write_json
 from ..reward import episode_tcn_rewards
@@ -35,8 +34,17 @@ def _embed(enc: Encoder, frames: np.ndarray) -> np.ndarray:
     return np.stack([enc(np.ascontiguousarray(frames[:, v])) for v in range(frames.shape[1])])
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+def plot_folders(names: list[str]) -> list[str]:
+    """A folder name for each encoder's plots: its name made safe (``safe_name``), unique, never empty."""
+    folders: list[str] = []
+    for k, name in enumerate(names):
+        base = safe_name(name) or f"encoder{k}"
+        folder, n = base, 1
+        while folder in folders:
+            n += 1
+            folder = f"{base}-{n}"
+        folders.append(folder)
+    return folders
 
 
 class Evaluation:
@@ -72,7 +80,8 @@ class Evaluation:
         pick = np.random.default_rng(0).choice(len(every), min(count, len(every)), replace=False)
         return np.stack([self.cache.arrays[i][t, v] for i, t, v in (every[k] for k in sorted(pick))])
 
-    def run(self, enc: Encoder, out: Path) -> dict:
+    def run(self, enc: Encoder, folder: Path) -> dict:
+        """Every figure of ``enc``; its plots go into ``folder``."""
         embs = [_embed(enc, a) for a in self.cache.arrays]
         demo = _embed(enc, self.demo_frames)
         names = [ep.name for ep in self.cache.episodes]
@@ -85,7 +94,7 @@ class Evaluation:
         m.update(self._classification(embs))
         m.update(self._alignment_pairs(embs))
         m.update(self._reward_quality(embs, demo, names))
-        m["plots"] = self._plots(enc, embs, demo, names, out)
+        m["plots"] = self._plots(enc, embs, demo, names, folder)
         return m
 
     # --------------------------------------------------------------- attributes
@@ -179,8 +188,7 @@ class Evaluation:
                 "successful_robot": success & scripted & (body == "robot")}
 
     # --------------------------------------------------------------- figures
-    def _plots(self, enc: Encoder, embs, demo, names, out: Path) -> dict:
-        folder = out / _slug(enc.name)
+    def _plots(self, enc: Encoder, embs, demo, names, folder: Path) -> dict:
         agent = self.cfg.agent_view
         finals = [s["fraction_in_bowl"][-1] if s is not None else np.nan for s in self.states]
         pick = {
@@ -204,9 +212,10 @@ class Evaluation:
         nn_idx = np.sqrt(((embs[ep][agent][:, None] - demo[cross][None]) ** 2).sum(-1)).argmin(1)
         files["retrieval_video"] = plots.retrieval_video(self.cache.arrays[ep][:, agent], self.demo_frames[:, cross], nn_idx,
                                                          folder / "nearest_neighbour_imitation.mp4", self.fps)
-        return {k: f"{_slug(enc.name)}/{v}" for k, v in files.items()}
+        return {k: f"{folder.name}/{v}" for k, v in files.items()}
 
 
+@runs.owns_outputs
 def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[str], baselines: list[str],
              overwrite: bool = False, cache_dir: str | Path | None = None) -> dict:
     """Evaluate every encoder on ``data`` into ``out``; returns ``{encoder: metrics}``. Every input is
@@ -215,6 +224,8 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
         raise UserError("give at least one --checkpoint or --baseline")
     out = Path(out)
     mode = runs.check_output(out, "evaluate", overwrite=overwrite)
+    runs.check_apart(out, {"--data": data, "--demo": cfg.evaluate.demo,
+                           **{f"--checkpoint {c}": runs.checkpoint_spec(c)[1] for c in checkpoints}})
     device = pick_device(cfg.train.device)
     encoders = [checkpoint_encoder(c, device) for c in checkpoints]
     with warnings.catch_warnings():
@@ -228,8 +239,8 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
     runs.claim_output(out, "evaluate", mode, inputs={"data": str(Path(data).resolve())})
     save_config(cfg, out)
     results = {}
-    for enc in tqdm(encoders, desc="evaluate", unit="encoder"):
-        results[enc.name] = ev.run(enc, out)
+    for enc, folder in tqdm(list(zip(encoders, plot_folders(names))), desc="evaluate", unit="encoder"):
+        results[enc.name] = ev.run(enc, out / folder)
     write_json(out / runs.METRICS, {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
                                       "encoders": results})
     atomic_write_text(out / runs.REPORT, report(results, ev, data))

@@ -43,6 +43,7 @@ def split_episodes(cache: FrameCache, val_episodes: int) -> tuple[list[int], lis
     return list(range(n - val_episodes)), list(range(n - val_episodes, n))
 
 
+@runs.owns_outputs
 def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain", resume: bool = False,
           overwrite: bool = False, cache_dir: str | Path | None = None) -> dict:
     """Train ``cfg.train.method`` on the dataset ``data`` into the run folder ``out`` (the output of
@@ -53,6 +54,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
     out, data = Path(out), Path(data).resolve()
     cfg = method_class(cfg.train.method).configure(cfg)
     mode = runs.check_output(out, kind, resume, overwrite)
+    runs.check_apart(out, {"--data": data})
     changes = {}
     if mode == "resume":
         changes = resume_changes(out, cfg, kind)
