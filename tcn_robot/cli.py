@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
 from . import EMBODIMENTS, HELDOUT_SEED, UserError
+from .io import describe_os_error
 from .processes import forget_interrupts, interrupt
 
 # Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
@@ -108,13 +110,11 @@ def _record(args: argparse.Namespace) -> None:
     cfg = _config(args, {"episodes": "record.episodes", "views": "record.views", "image_size": "record.image_size",
                          "seed": "record.seed", "demonstrator": "record.demonstrators", "workers": "record.workers"})
     _precheck(args, "record")
-    from .config import save_config
     from .data.record import record_dataset
 
     r = cfg.record
     s = record_dataset(cfg.env, args.out, r.episodes, r.views, r.image_size, r.seed, r.demonstrators, args.shard, r.workers,
-                       overwrite=args.overwrite)
-    save_config(cfg, args.out)
+                       overwrite=args.overwrite, config=cfg)
     rates = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["success_rate"].items()))
     print(f"record: {s['episodes']} episodes in {args.out} ({s['recorded_now']} now, {s['frames_recorded_now']} frames, "
           f"{s['frames_per_second']:.0f} frames/s, {s['bytes_written'] / 1e6:.1f} MB); demonstrators "
@@ -372,21 +372,26 @@ def main(argv: list[str] | None = None) -> int:
     stage = "tcn-robot"
     forget_interrupts()
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    formatwarning = warnings.formatwarning
+    showwarning, excepthook = warnings.showwarning, threading.excepthook
+    out = None
     try:
         args = parse(argv)
-        stage = f"tcn-robot {args.stage}"
-        warnings.formatwarning = lambda message, *rest, **kw: f"{stage}: warning: {message}\n"
+        stage, out = f"tcn-robot {args.stage}", getattr(args, "out", None)
+        warnings.showwarning = lambda message, *rest, **kw: print(f"{stage}: warning: {message}", file=sys.stderr)
+        # a helper thread (TensorBoard's event writer) that meets a full disk: the main thread reports it on its next write
+        threading.excepthook = lambda hook: None if issubclass(hook.exc_type, OSError) else excepthook(hook)
         return args.func(args) or 0
     except UserError as e:
         print(f"{stage}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the system refused (disk full, read-only, permission, too many open files)
-        print(f"{stage}: error: {_system_problem(e)}", file=sys.stderr)
+        if not e.filename and out is not None:  # a library that did not say which file: the command's output
+            e.filename = str(out)
+        print(f"{stage}: error: {describe_os_error(e)}", file=sys.stderr)
         return 2
-    except MemoryError as e:
-        print(f"{stage}: error: out of memory{f' ({e})' if str(e) else ''}; free memory, or lower the batch, "
-              "image size or number of workers", file=sys.stderr)
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # a worker process (an environment) vanished
+        print(f"{stage}: error: a worker process died (killed, or out of memory or open files); "
+              "run the command again to resume", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{stage}: interrupted", file=sys.stderr)
@@ -395,37 +400,32 @@ def main(argv: list[str] | None = None) -> int:
         if _interrupted(e):
             print(f"{stage}: interrupted", file=sys.stderr)
             return 130
-        if _out_of_memory(e):
-            print(f"{stage}: error: out of memory ({str(e).splitlines()[0]}); free memory, or lower the batch, "
-                  "image size or number of workers", file=sys.stderr)
+        need = _out_of_memory(e)
+        if need is not None:
+            print(f"{stage}: error: out of memory{need}; free memory, or lower the batch, image size or number of workers",
+                  file=sys.stderr)
             return 2
         raise
     finally:
-        warnings.formatwarning = formatwarning
+        warnings.showwarning, threading.excepthook = showwarning, excepthook
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
-def _system_problem(e: OSError) -> str:
-    """One line for an error the operating system raised: the path or resource, and what to do."""
-    import errno
-    import resource
+def _out_of_memory(e: BaseException) -> str | None:
+    """When ``e`` is an allocation that failed, what it needed (" (it needed 281 MB)", or ""); else None.
+    torch reports one as a RuntimeError of its own, and a library that cannot be mapped as an ImportError."""
+    import re
 
-    where = f"{e.filename}: " if e.filename else ""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{where}no space left on the device; free some space and run the command again"
-    if e.errno in (errno.EMFILE, errno.ENFILE):
-        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        return f"{where}too many open files (this process may open {soft}); raise the limit (`ulimit -n 4096`) or use fewer workers"
-    if e.errno == errno.ENOMEM:
-        return f"{where}out of memory; free memory, or lower the batch, image size or number of workers"
-    return f"{where}{e.strerror or e}"
-
-
-def _out_of_memory(e: BaseException) -> bool:
-    """Whether ``e`` is an allocation that failed (torch reports one as a RuntimeError of its own)."""
     text = str(e)
-    return isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower())
+    if not (isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()))
+            or (isinstance(e, ImportError) and "failed to map segment" in text)):
+        return None
+    found = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGT]i?B)", text)
+    if found is None:
+        return ""
+    size = found.group(1)
+    return f" (it needed {int(size) / 2**20:.0f} MB more)" if size.isdigit() else f" (it needed {size} more)"
 
 
 def _interrupted(e: BaseException | None) -> bool:

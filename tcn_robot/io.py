@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import os
+import resource
 import shutil
 import sys
 from pathlib import Path
@@ -94,6 +95,35 @@ def is_disk_full(e: BaseException, folder: Path) -> bool:
         return shutil.disk_usage(folder).free < FULL
     except OSError:
         return False
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for an error the operating system raised: the path or resource, and what to do."""
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{where}no space left on the device; free some space and run the command again"
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return f"{where}too many open files (this process may open {soft}); raise the limit (`ulimit -n 4096`) or use fewer workers"
+    if e.errno == errno.ENOMEM:
+        return f"{where}out of memory; free memory, or lower the batch, image size or number of workers"
+    return f"{where}{e.strerror or e}"
+
+
+FILES_BASE = 64  # open files a command needs besides its episodes and processes (libraries, logs, checkpoints)
+FILES_PER_PROCESS = 16  # pipes and descriptors of one worker process
+
+
+def ensure_open_files(needed: int, what: str) -> None:
+    """Raise this process's limit of open files to its hard limit, and refuse in one line, before
+    anything starts, when even that is below ``needed`` (``what`` needs them)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed and (hard == resource.RLIM_INFINITY or hard > soft):
+        soft = hard if hard != resource.RLIM_INFINITY else max(needed, 4096)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft < needed:
+        raise UserError(f"too many open files: {what} need about {needed} open files and this process may open {soft}; "
+                        "raise the limit (`ulimit -n 4096`)")
 
 
 class AtomicFile:

@@ -62,12 +62,16 @@ def load_policy(path: str | Path, algo: type[BaseAlgorithm], venv: VecEnv, clip_
                "action_space": venv.action_space, "clip_range": clip_range, "train_freq": (train_freq, "step")}
     custom = {k: rebuilt.get(k) for k in pickled}
     try:
-        model = algo.load(path, env=venv, device="cpu", custom_objects=custom)
+        weights = torch.load(io.BytesIO(entry(path, "policy.pth")), map_location="cpu", weights_only=True)
+        finite = all(torch.isfinite(w).all() for w in weights.values() if isinstance(w, torch.Tensor) and w.is_floating_point())
+    except (RuntimeError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: unreadable policy weights ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not finite:
+        raise UserError(f"{path}: refused: the policy's weights hold NaN or infinite values")
+    try:
+        return algo.load(path, env=venv, device="cpu", custom_objects=custom)
     except (RuntimeError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise UserError(f"{path}: does not fit this run's policy and observation ({str(e).splitlines()[0]})") from None
-    if not all(torch.isfinite(p).all() for p in model.policy.parameters()):
-        raise UserError(f"{path}: refused: the policy's weights hold NaN or infinite values")
-    return model
 
 
 def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -> None:
@@ -119,7 +123,7 @@ def restore_normalization(venv: VecNormalize, path: Path) -> None:
             if mean.shape != venv.obs_rms.mean.shape or var.shape != mean.shape:
                 raise ValueError(f"observation statistics of shape {mean.shape}, the policy observes {venv.obs_rms.mean.shape}")
             ret += [float(s["obs"]["count"]), *mean.tolist(), *var.tolist()]
-        if not all(math.isfinite(x) for x in ret) or (var is not None and (var < 0).any()):
+        if not all(math.isfinite(x) for x in ret) or ret[1] < 0 or ret[2] < 0 or (var is not None and (var < 0).any()):
             raise ValueError("NaN, infinite or negative values")
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: unreadable normalization statistics ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None

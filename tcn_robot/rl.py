@@ -35,7 +35,7 @@ from .data.episodes import EpisodeError, load_episode
 from .device import pick_device
 from .envs import PourEnv
 from .evaluate.encoders import baseline_encoder, checkpoint_encoder
-from .io import read_json, write_json
+from .io import FILES_BASE, FILES_PER_PROCESS, ensure_open_files, read_json, write_json
 from .methods import BASELINES
 from .policy_io import load_policy, restore_normalization, restore_replay_buffer, save_policy
 from .processes import StopRequest, leave_interrupts_to_parent
@@ -294,14 +294,16 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
     mode = runs.check_output(run, "train-rl", resume, overwrite)
     cfg = absolute_paths(cfg)
     runs.check_apart(run, pinned_files(cfg))
-    changes = resume_changes(run, cfg, "train-rl") if mode == "resume" else {}
     last = runs.checkpoint(run, "last.zip")
-    if mode == "resume" and not last.is_file():
-        raise UserError(f"--resume: {run} has no checkpoint yet ({last}); start it again with --overwrite")
-    digests = runs.check_pinned(run, pinned_files(cfg), accept_changed) if mode == "resume" else runs.pinned_inputs(pinned_files(cfg))
+    resumed = mode == "resume" and last.is_file()  # a run stopped before its first checkpoint starts again from 0
+    if mode == "resume" and not (run / runs.CONFIG).is_file():
+        raise UserError(f"--resume: {run} stopped before it saved its config; run the original command again with --overwrite")
+    changes = resume_changes(run, cfg, "train-rl") if resumed else {}
+    digests = runs.check_pinned(run, pinned_files(cfg), accept_changed) if resumed else runs.pinned_inputs(pinned_files(cfg))
     device = pick_device(cfg.train.device)
     encoder, demo = learned_reward_parts(cfg, device)
     observe = observation_parts(cfg, device, (encoder, demo))
+    ensure_open_files(FILES_BASE + FILES_PER_PROCESS * (rl.n_envs + 1), f"{rl.n_envs} environment processes")
     if rl.n_envs > 1:  # the env subprocesses keep the cores busy: more torch threads here only oversubscribe them
         torch.set_num_threads(1)
     torch.manual_seed(rl.seed)
@@ -313,7 +315,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
             venv = VecNormalize(venv, norm_obs=rl.normalize_obs, norm_reward=rl.normalize_reward,
                                 gamma=rl.ppo.gamma if rl.algo == "ppo" else rl.sac.gamma)
         history = []
-        if mode == "resume":
+        if resumed:
             model = load_policy(last, ALGOS[rl.algo], venv, rl.ppo.clip_range, rl.sac.train_freq)
             model.tensorboard_log = str(run / runs.TENSORBOARD)
             if isinstance(venv, VecNormalize):
@@ -325,7 +327,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
             model = _new_model(cfg, venv, run)
         inputs = {"encoder": cfg.rl.encoder, "demo": cfg.rl.demo, "digests": digests}
         runs.claim_output(run, "train-rl", mode, inputs=inputs)
-        if mode == "resume" and runs.output_inputs(run) != inputs:  # accepted new inputs
+        if runs.output_inputs(run) != inputs:  # accepted new inputs, or a restart from 0
             runs.set_inputs(run, inputs)
         if changes:
             runs.record_resume(run, model.num_timesteps, changes)
@@ -338,7 +340,7 @@ def train_rl(cfg: Config, out: str | Path, resume: bool = False, overwrite: bool
             try:
                 remaining = rl.steps - model.num_timesteps
                 if remaining > 0:
-                    model.learn(remaining, callback=callbacks, reset_num_timesteps=mode != "resume", tb_log_name=rl.algo)
+                    model.learn(remaining, callback=callbacks, reset_num_timesteps=not resumed, tb_log_name=rl.algo)
             finally:
                 if callback.bar is not None:
                     callback.bar.close()

@@ -353,7 +353,7 @@ def record_resume(path: str | Path, step: int, changes: dict) -> None:
     """Note in the folder's mark that the run was resumed at ``step`` with config ``changes``
     (``{key: [old, new]}``), so that the run's metrics can say what changed mid-run."""
     data = _mark(Path(path))
-    data.setdefault("resumes", []).append({"step": int(step), "changed": changes})
+    data["resumes"] = [*resumes(path), {"step": int(step), "changed": changes}]
     write_json(Path(path) / MARK, data)
 
 

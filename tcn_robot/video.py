@@ -55,9 +55,10 @@ class VideoWriter:
 
     def close(self) -> None:
         self._writer.release()
-        cap = cv2.VideoCapture(str(self._file.tmp))
-        written = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
-        cap.release()
+        with silenced(2):  # FFmpeg's complaints about a file the disk cut short
+            cap = cv2.VideoCapture(str(self._file.tmp))
+            written = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else -1
+            cap.release()
         if written != self.frames:
             self._file.abort(OSError(errno.EIO, f"{self.path}: {self.frames} frames written, {max(written, 0)} read back"))
         self._file.commit()

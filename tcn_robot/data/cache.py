@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import UserError
-from ..io import AtomicFile, atomic_write_text, clean_stale_temporaries
+from ..io import FILES_BASE, AtomicFile, atomic_write_text, clean_stale_temporaries, ensure_open_files
 from .episodes import META, Dataset, Episode, EpisodeError
 
 
@@ -74,6 +74,7 @@ class FrameCache:
         self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir(dataset.root)
         if cache_dir is not None:
             check_cache_dir(self.root, dataset.root)
+        ensure_open_files(FILES_BASE + len(dataset.episodes), f"{len(dataset.episodes)} memory-mapped episodes")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             if not (self.root / CACHE_MARK).is_file():

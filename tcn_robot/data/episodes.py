@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from .. import EMBODIMENTS, UserError
-from ..io import check_path_encoding, read_json, temp_path, write_json
+from ..io import AtomicFile, check_path_encoding, read_json, temp_path, write_json
 from ..video import VideoWriter
 
 FORMAT_VERSION = 1
@@ -116,7 +116,13 @@ class EpisodeWriter:
         self.tmp = temp_path(self.final)
         self.tmp.mkdir(parents=True)
         h, w = image_size
-        self.videos = [VideoWriter(self.tmp / view_name(v), fps, (w, h)) for v in range(num_views)]
+        self.videos = []
+        try:
+            for v in range(num_views):
+                self.videos.append(VideoWriter(self.tmp / view_name(v), fps, (w, h)))
+        except BaseException:
+            self.abort()
+            raise
         self.frames = 0
 
     def add(self, views: list[np.ndarray]) -> None:
@@ -134,7 +140,8 @@ class EpisodeWriter:
             for k, v in states.items():
                 if len(v) not in (self.frames, self.frames - 1):
                     raise ValueError(f"state {k!r} has {len(v)} rows for {self.frames} frames")
-            np.savez_compressed(self.tmp / STATES, **states)
+            with AtomicFile(self.tmp / STATES) as tmp:
+                np.savez_compressed(tmp, **states)
         write_json(self.tmp / META, {**meta, "format": FORMAT_VERSION, "num_views": len(self.videos),
                                      "num_frames": self.frames, "has_states": states is not None,
                                      "codec": self.videos[0].codec})
@@ -326,9 +333,9 @@ def read_manifest(root: Path) -> dict:
             and isinstance(manifest.get("settings", {}), dict)):
         raise UserError(f"{path}: malformed (expected an object with a list 'episodes' of {{'name': ...}})")
     names = [e["name"] for e in manifest["episodes"]]
-    unsafe = next((n for n in names if not is_safe_name(n)), None)
-    if unsafe is not None:
-        raise UserError(f"{path}: names the episode {str(unsafe)[:80]!r}, which is not a folder of the dataset "
+    unsafe = [n for n in names if not is_safe_name(n)]
+    if unsafe:
+        raise UserError(f"{path}: names the episode {str(unsafe[0])[:80]!r}, which is not a folder of the dataset "
                         "(an episode name is one safe folder name)")
     if len(set(names)) != len(names):
         twice = next(n for n in names if names.count(n) > 1)

@@ -29,7 +29,7 @@ from .. import EMBODIMENTS, UserError, __version__, runs
 from ..io import read_json
 from .episodes import MANIFEST, META, EpisodeWriter, complete_episodes, read_manifest, safe_name, write_manifest
 
-PATTERN = re.compile(r"^(?P<seq>.+)_view(?P<view>\d+)\.(mp4|mov|avi|mkv)$", re.IGNORECASE)
+PATTERN = re.compile(r"^(?P<seq>.+)_view(?P<view>\d+)\.(mp4|mov|avi|mkv)$", re.IGNORECASE | re.DOTALL)
 FPS_TOLERANCE = 0.01  # relative difference of the views' frame rates
 TRIM_TOLERANCE = (3, 0.05)  # --trim: the views' frame counts may differ by 3 frames or 5% of the longest, whichever is more
 

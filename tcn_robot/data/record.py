@@ -16,6 +16,7 @@ import fcntl
 import json
 import math
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -27,9 +28,10 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from .. import UserError, __version__, runs
-from ..config import parse_mix
+from ..config import parse_mix, save_config
 from ..envs import ATTRIBUTES, PourConfig, PourEnv, run_demonstrator, run_paired
 from ..envs.config import spread_cameras
+from ..io import FILES_BASE, FILES_PER_PROCESS, describe_os_error, ensure_open_files
 from ..processes import leave_interrupts_to_parent, parent_alive
 from .episodes import MANIFEST, META, EpisodeWriter, read_manifest, write_manifest
 
@@ -155,14 +157,19 @@ def episode_summary(path: Path) -> dict:
     }
 
 
-def _record_many(plans: list[EpisodePlan], cfg: PourConfig, root: Path) -> None:
-    """A worker process: record ``plans`` one after the other, while the recording process lives."""
+def _record_many(plans: list[EpisodePlan], cfg: PourConfig, root: Path, errors) -> None:
+    """A worker process: record ``plans`` one after the other, while the recording process lives. A
+    problem the user can fix (a full disk) goes to the recording process as one line, for it to report."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     leave_interrupts_to_parent()
-    for plan in plans:
-        if not parent_alive():
-            return
-        record_episode(plan, cfg, root)
+    try:
+        for plan in plans:
+            if not parent_alive():
+                return
+            record_episode(plan, cfg, root)
+    except (UserError, OSError, MemoryError) as e:
+        errors.put(describe_os_error(e) if isinstance(e, OSError) else str(e) or type(e).__name__)
+        sys.exit(2)
 
 
 def _versions() -> dict:
@@ -193,10 +200,11 @@ def _manifest_lock(root: Path):
 @runs.owns_outputs
 def record_dataset(
     env_cfg: PourConfig, out: Path, episodes: int, views: int, image_size: int, seed: int, mix: str,
-    shard: str = "0/1", workers: int = 1, overwrite: bool = False,
+    shard: str = "0/1", workers: int = 1, overwrite: bool = False, config=None,
 ) -> dict:
     """Record (or resume) the dataset into ``out``; returns the summary. ``out`` must be new, empty,
-    or a recording made with the same settings (resumed), unless ``overwrite``."""
+    or a recording made with the same settings (resumed), unless ``overwrite``. ``config`` (the
+    command's whole config) is saved into it as ``config.yaml``."""
     if episodes < 1 or views < 1 or image_size < 16 or workers < 1:
         raise UserError("--episodes, --views and --workers must be >= 1 and --image-size >= 16")
     try:
@@ -216,7 +224,10 @@ def record_dataset(
         if diff:
             raise UserError(f"{out / MANIFEST}: recorded with other settings ({', '.join(diff)} differ); "
                             "use another --out, the same settings to resume, or --overwrite")
+    ensure_open_files(FILES_BASE + FILES_PER_PROCESS * workers, f"{workers} recording processes")
     runs.claim_output(out, "record", mode, shard=(shard_i, shard_n))
+    if config is not None:
+        save_config(config, out)
     with _manifest_lock(out):
         if not (out / MANIFEST).exists():
             write_manifest(out, settings)
@@ -253,7 +264,9 @@ def _run_workers(pending: list[EpisodePlan], cfg: PourConfig, out: Path, workers
     report each episode as its folder appears. A worker that dies stops the run with a UserError,
     after the others finish; complete episodes stay and a re-run resumes."""
     ctx = get_context("spawn")
-    procs = [ctx.Process(target=_record_many, args=(pending[k::workers], cfg, out), daemon=True) for k in range(min(workers, len(pending)))]
+    errors = ctx.SimpleQueue()
+    procs = [ctx.Process(target=_record_many, args=(pending[k::workers], cfg, out, errors), daemon=True)
+             for k in range(min(workers, len(pending)))]
     for p in procs:
         p.start()
     left = list(pending)
@@ -273,8 +286,9 @@ def _run_workers(pending: list[EpisodePlan], cfg: PourConfig, out: Path, workers
         p.join()
     dead = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if dead or left:
-        raise UserError(f"a recording worker died (exit code {dead[0] if dead else '?'}); {len(pending) - len(left)} episodes "
-                        f"finished in this run are kept in {out}: run the same command again to resume")
+        why = errors.get() if not errors.empty() else f"a recording worker died (exit code {dead[0] if dead else '?'})"
+        raise UserError(f"{why}; {len(pending) - len(left)} episodes finished in this run are kept in {out}: "
+                        "run the same command again to resume")
 
 
 def summarize(out: Path, manifest: dict, new: list[dict], seconds: float) -> dict:

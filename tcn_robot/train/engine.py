@@ -133,15 +133,16 @@ class Engine:
         total = steps if steps is not None else self.cfg.steps
         last = checkpoint(self.run, "last.pt")
         self.started = self.saved_at = time.perf_counter()
-        resume = resumed
         if not resumed:
             torch.manual_seed(self.cfg.seed + self.rank)
         writer = None
         if distributed.is_main():
             from torch.utils.tensorboard import SummaryWriter
 
-            # a resumed run hides what an interrupted one logged after its last checkpoint
-            writer = SummaryWriter(str(self.run / TENSORBOARD), purge_step=self.step + 1 if resume else None)
+            # a resumed run hides what an interrupted one logged after its last checkpoint (all of it, when the
+            # run stopped before its first checkpoint)
+            logged = (self.run / TENSORBOARD).is_dir() and any((self.run / TENSORBOARD).iterdir())
+            writer = SummaryWriter(str(self.run / TENSORBOARD), purge_step=self.step + 1 if logged else None)
         amp = self.cfg.amp and bf16_autocast(self.device)
         bar = tqdm(total=total, initial=self.step, desc="train", unit="step", disable=not distributed.is_main(), mininterval=1.0)
         frames_before, recent = self.frames_seen, []

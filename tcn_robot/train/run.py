@@ -50,19 +50,21 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
     the command ``kind``); returns the final metrics.
 
     Checks the output folder, the resumed run's config, data and checkpoint, and the dataset before
-    writing; a resumed run continues with its own saved config (only its budget and intervals change)."""
+    writing; a resumed run continues with its own saved config (only its budget and intervals change).
+    A run stopped before its first checkpoint (killed, or a full disk) is resumed from step 0."""
     out, data = Path(out), Path(data).resolve()
     cfg = method_class(cfg.train.method).configure(cfg)
     mode = runs.check_output(out, kind, resume, overwrite)
     runs.check_apart(out, {"--data": data})
     changes = {}
     if mode == "resume":
-        changes = resume_changes(out, cfg, kind)
         trained_on = runs.output_inputs(out).get("data")
         if trained_on and trained_on != str(data):
             raise UserError(f"{out}: was trained on {trained_on}; resuming it cannot switch to --data {data}")
-        if not runs.checkpoint(out, "last.pt").is_file():
-            raise UserError(f"--resume: {out} has no checkpoint yet; start it again with --overwrite")
+        if runs.checkpoint(out, "last.pt").is_file():
+            changes = resume_changes(out, cfg, kind)
+        elif not (out / runs.CONFIG).is_file():
+            raise UserError(f"--resume: {out} stopped before it saved its config; run the original command again with --overwrite")
     cache = FrameCache(Dataset.open(data), cache_dir=cache_dir, progress=distributed.is_main())
     train_idx, val_idx = split_episodes(cache, cfg.train.val_episodes)
     torch.manual_seed(cfg.train.seed)
@@ -81,7 +83,8 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
 
     engine = Engine(out, cfg.train, net, method, source, validate if val else None,
                     extra={"config": to_yaml(cfg), "data": str(data)})
-    if mode == "resume":
+    resumed = mode == "resume" and runs.checkpoint(out, "last.pt").is_file()
+    if resumed:
         engine.restore(runs.checkpoint(out, "last.pt"))
     if distributed.is_main():
         runs.claim_output(out, kind, mode, inputs={"data": str(data)})
@@ -89,7 +92,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
             runs.record_resume(out, engine.step, changes)
         save_config(cfg, out)
     distributed.barrier()
-    metrics = engine.fit(resumed=mode == "resume")
+    metrics = engine.fit(resumed=resumed)
     metrics.update(method=cfg.train.method, train_episodes=len(train_idx), val_episodes=len(val_idx), resumes=runs.resumes(out))
     if cfg.train.method == "tcn":
         metrics.update(mode=cfg.tcn.mode, loss=cfg.tcn.loss)
