@@ -13,7 +13,6 @@ import warnings
 from pathlib import Path
 
 from . import EMBODIMENTS, HELDOUT_SEED, UserError
-from .io import describe_os_error
 from .processes import forget_interrupts, interrupt
 
 # Only what building the parser needs is imported here, so that ``--help`` and a bad command answer at
@@ -385,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{stage}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # the system refused (disk full, read-only, permission, too many open files)
+        from .io import describe_os_error
+
         if not e.filename and out is not None:  # a library that did not say which file: the command's output
             e.filename = str(out)
         print(f"{stage}: error: {describe_os_error(e)}", file=sys.stderr)

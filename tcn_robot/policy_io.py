@@ -5,10 +5,10 @@ stable-baselines3 saves a model as a zip whose ``data`` entry is JSON with some 
 code planted in the file. Here a policy is saved as SB3's zip (its weights are read by
 ``torch.load(weights_only=True)``) and read with every pickled entry replaced by an object rebuilt
 from the run's config and environment (``custom_objects``); a zip with any other pickled entry is
-refused. The normalization statistics (return, observations, ``vecnormalize.json``) and SAC's replay
-buffer (``replay.npz``, arrays only) travel inside the same zip, which is written to a temporary name
-and renamed: everything ``--resume`` needs becomes visible at once, so a kill or a full disk at any
-instant leaves the previous checkpoint whole.
+refused. The normalization statistics (return, observations, ``vecnormalize.json``) and the filled
+part of SAC's replay buffer (``replay/*.npy``, arrays only, and ``replay.json``) travel inside the
+same zip, which is written to a temporary name and renamed: everything ``--resume`` needs becomes
+visible at once, so a kill or a full disk at any instant leaves the previous checkpoint whole.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ from . import UserError
 from .io import AtomicFile
 
 NORMALIZATION = "vecnormalize.json"  # entries of the policy zip beside SB3's own
-REPLAY = "replay.npz"
+REPLAY = "replay.json"  # the replay buffer's position; its arrays are the entries replay/{name}.npy
+BUFFERS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 # the pickled entries SB3 writes for PPO and SAC, and what stands in for each on loading (None: SB3
 # rebuilds it when training starts or from the plain entries, e.g. the schedules from learning_rate)
@@ -87,16 +88,17 @@ def save_policy(model: BaseAlgorithm, path: Path, replay_buffer: bool = False) -
             obs = venv.obs_rms
             stats["obs"] = {"mean": obs.mean.tolist(), "var": obs.var.tolist(), "count": float(obs.count)}
         extra[NORMALIZATION] = json.dumps(stats).encode()
-    if replay_buffer and isinstance(model, OffPolicyAlgorithm):
-        buf = model.replay_buffer
-        arrays = {k: getattr(buf, k) for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
-                  if getattr(buf, k, None) is not None}
-        data = io.BytesIO()
-        np.savez(data, pos=buf.pos, full=buf.full, **arrays)
-        extra[REPLAY] = data.getvalue()
+    buf = model.replay_buffer if replay_buffer and isinstance(model, OffPolicyAlgorithm) else None
     with AtomicFile(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
+            if buf is not None:
+                filled = buf.buffer_size if buf.full else buf.pos
+                names = [k for k in BUFFERS if getattr(buf, k, None) is not None]
+                for k in names:
+                    with archive.open(f"replay/{k}.npy", "w", force_zip64=True) as f:
+                        np.lib.format.write_array(f, np.ascontiguousarray(getattr(buf, k)[:filled]), allow_pickle=False)
+                extra[REPLAY] = json.dumps({"pos": int(buf.pos), "full": bool(buf.full), "arrays": names}).encode()
             for name, data in extra.items():
                 archive.writestr(name, data)
 
@@ -132,17 +134,29 @@ def restore_normalization(venv: VecNormalize, path: Path) -> None:
         venv.obs_rms.mean, venv.obs_rms.var, venv.obs_rms.count = mean, var, float(s["obs"]["count"])
 
 
+def read_replay(path: Path) -> tuple[int, bool, dict[str, np.ndarray]]:
+    """(position, full, the filled rows of every array) of the replay buffer in the policy zip ``path``."""
+    state = json.loads(entry(path, REPLAY))
+    arrays = {}
+    with zipfile.ZipFile(path) as archive:
+        for k in state["arrays"]:
+            if k not in BUFFERS:
+                raise ValueError(f"unknown buffer {k!r}")
+            with archive.open(f"replay/{k}.npy") as f:
+                arrays[k] = np.lib.format.read_array(f, allow_pickle=False)
+    return int(state["pos"]), bool(state["full"]), arrays
+
+
 def restore_replay_buffer(model: OffPolicyAlgorithm, path: Path) -> None:
     """Fill ``model``'s replay buffer from the policy zip ``path`` (arrays only, no pickle)."""
     buf = model.replay_buffer
     try:
-        with np.load(io.BytesIO(entry(path, REPLAY)), allow_pickle=False) as z:
-            for k in z.files:
-                if k in ("pos", "full"):
-                    continue
-                if getattr(buf, k).shape != z[k].shape:
-                    raise ValueError(f"{k} has shape {z[k].shape}, the buffer {getattr(buf, k).shape}")
-                getattr(buf, k)[...] = z[k]
-            buf.pos, buf.full = int(z["pos"]), bool(z["full"])
-    except (OSError, ValueError, KeyError, AttributeError, zipfile.BadZipFile) as e:
+        pos, full, arrays = read_replay(path)
+        for k, stored in arrays.items():
+            target = getattr(buf, k)
+            if stored.shape[1:] != target.shape[1:] or len(stored) > len(target) or len(stored) != (len(target) if full else pos):
+                raise ValueError(f"{k} has shape {stored.shape}, the buffer {target.shape} at position {pos}")
+            target[: len(stored)] = stored
+        buf.pos, buf.full = pos, full
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as e:
         raise UserError(f"{path}: cannot restore the replay buffer ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None

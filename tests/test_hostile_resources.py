@@ -136,7 +136,7 @@ def test_every_other_writer_fails_in_one_line_on_a_full_disk(made, small_disk, c
     nothing_lost(before)
 
 
-@pytest.mark.parametrize("size", ["100k", "3m", "8m"])
+@pytest.mark.parametrize("size", ["100k", pytest.param("3m", marks=pytest.mark.slow), pytest.param("8m", marks=pytest.mark.slow)])
 def test_the_pipeline_on_a_full_disk_fails_in_one_line_and_completes_when_run_again(small_disk, capsys, size):
     disk = small_disk(size)
     fails_cleanly(capsys, ["pipeline", "--out", str(disk / "p"), "--config", "smoke"], "no space left")

@@ -1,5 +1,4 @@
 """The learned reward wrapper against per-env computation, and train-rl / replay end to end."""
-import io
 import json
 import zipfile
 
@@ -12,7 +11,7 @@ from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import PourEnv, make_pour_config
 from tcn_robot.evaluate.encoders import baseline_encoder
 from tcn_robot.config import ModelConfig, RewardConfig
-from tcn_robot.policy_io import NORMALIZATION, REPLAY, entry
+from tcn_robot.policy_io import NORMALIZATION, entry, read_replay
 from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, tcn_reward
 
 STEPS = 5
@@ -310,13 +309,13 @@ def test_sac_trains_resumes_with_its_replay_buffer_and_replays(tmp_path, demo_ep
     assert main(["train-rl", "--out", str(run), "--steps", "64", *common]) == 0
     assert json.loads((run / "metrics.json").read_text())["algo"] == "sac"
     buffer = run / "checkpoints" / "last.zip"
-    with np.load(io.BytesIO(entry(buffer, REPLAY))) as z:
-        assert int(z["pos"]) == 64 // 2 and not z["full"]  # every transition (stored per env, 2 envs)
-        first = z["observations"][:32].copy()
+    pos, full, arrays = read_replay(buffer)
+    assert pos == 64 // 2 and not full and len(arrays["observations"]) == pos  # every transition (stored per env, 2 envs)
+    first = arrays["observations"][:32].copy()
     assert main(["train-rl", "--out", str(run), "--steps", "96", "--resume", *common]) == 0
     assert json.loads((run / "metrics.json").read_text())["steps"] == 96
-    with np.load(io.BytesIO(entry(buffer, REPLAY))) as z:  # the resumed run added every transition to the saved buffer
-        assert int(z["pos"]) == 96 // 2 and np.array_equal(z["observations"][:32], first)
+    pos, _, arrays = read_replay(buffer)  # the resumed run added every transition to the saved buffer
+    assert pos == 96 // 2 and np.array_equal(arrays["observations"][:32], first)
     assert main(["replay", "--run", str(run), "--episodes", "1", "--out", str(tmp_path / "replay")]) == 0
 
 
