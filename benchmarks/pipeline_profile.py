@@ -27,7 +27,7 @@ LOOPS = {
     "robot control (IK, joint targets, grip)": [("envs/robot.py", "command"), ("envs/robot.py", "substep")],
     "particle measurements": [("envs/task.py", "measure")],
     "world rebuild at reset": [("envs/task.py", "build")],
-    "embedding frames for the reward": [("evaluate/encoders.py", "step"), ("evaluate/encoders.py", "restart")],
+    "embedding frames for the reward": [("encoders.py", "step"), ("encoders.py", "restart")],
     "PPO updates": [("ppo/ppo.py", "train")],
     "TCN training (steps and validation)": [("train/engine.py", "fit")],
     "evaluation of encoders": [("evaluate/run.py", "run")],

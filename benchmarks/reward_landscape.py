@@ -23,15 +23,17 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from tcn_robot.config import load_config
-from tcn_robot.data.episodes import load_episode
+from tcn_robot import runs
+from tcn_robot.config import RewardConfig, load_config
+from tcn_robot.data.episodes import load_demo
+from tcn_robot.encoders import baseline_encoder, checkpoint_encoder
 from tcn_robot.envs import PourEnv
 from tcn_robot.envs.demonstrators import pour_plan
 from tcn_robot.methods import BASELINES
-from tcn_robot.evaluate.encoders import baseline_encoder, checkpoint_encoder
-from tcn_robot.config import RewardConfig
-from tcn_robot.reward import appended_observation, episode_tcn_rewards
-from tcn_robot.rl import ALGOS, learned_reward_parts, observation_parts
+from tcn_robot.reward import episode_tcn_rewards
+from tcn_robot.rl import RLRun
+from tcn_robot.rl.envs import appended_observation
+from tcn_robot.rl.policy_io import NORMALIZATION, entry
 
 BEHAVIOURS = {  # name: (steps of waiting before the plan, kind of miss) or a special
     "pour, start at 0": (0, None), "pour, start at 8": (8, None), "pour, start at 15": (15, None),
@@ -47,14 +49,16 @@ class Policy:
     encoder's embedding of the agent view and the demo's at t, when the run appended them."""
 
     def __init__(self, run: Path) -> None:
-        run_cfg = load_config(run / "config.yaml")
-        self.model: BaseAlgorithm = ALGOS[run_cfg.rl.algo].load(run / "checkpoints" / "last.zip", device="cpu")
-        self.steps = run_cfg.env.episode_steps
-        cpu = torch.device("cpu")
-        self.encoder, self.demo = observation_parts(run_cfg, cpu, learned_reward_parts(run_cfg, cpu)) or (None, None)
+        rl_run = RLRun.open(run)
+        rl_run.load_reward(torch.device("cpu"))
+        venv = rl_run.vec_env(1)  # the spaces the policy acts in
+        self.model: BaseAlgorithm = rl_run.load_policy(venv, runs.LAST_POLICY)
+        venv.close()
+        self.steps = rl_run.cfg.env.episode_steps
+        self.encoder, self.demo = rl_run.observe or (None, None)
         self.obs_stats = None
-        if run_cfg.rl.normalize_obs:  # standardized as in training (SB3 VecNormalize: epsilon 1e-8, clipped to 10)
-            s = json.loads((run / "checkpoints" / "last.vecnormalize.json").read_text())["obs"]
+        if rl_run.cfg.rl.normalize_obs:  # standardized as in training (SB3 VecNormalize: epsilon 1e-8, clipped to 10)
+            s = json.loads(entry(runs.checkpoint(run, runs.LAST_POLICY), NORMALIZATION))["obs"]
             self.obs_stats = np.asarray(s["mean"]), np.sqrt(np.asarray(s["var"]) + 1e-8)
 
     def observe(self, states: np.ndarray, frames: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -119,7 +123,7 @@ def main() -> None:
     cfg = load_config(args.config)
     device = torch.device("cpu")
     enc = baseline_encoder(args.checkpoint, cfg.model, 0, device) if args.checkpoint in BASELINES else checkpoint_encoder(args.checkpoint, device)
-    demo = enc(load_episode(args.demo).read_view(args.demo_view))
+    demo = enc(load_demo(args.demo, args.demo_view))
     exact, windowed = RewardConfig(window=0), RewardConfig(window=args.window)
     behaviours = dict(BEHAVIOURS)
     for run in args.policy:

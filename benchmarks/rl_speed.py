@@ -13,24 +13,22 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 
 from tcn_robot.config import load_config
-from tcn_robot.evaluate.encoders import baseline_encoder, checkpoint_encoder
-from tcn_robot.rl import make_vec_env
+from tcn_robot.encoders import baseline_encoder, checkpoint_encoder
+from tcn_robot.reward import LearnedRewardVecEnv, make_score
+from tcn_robot.rl.envs import vec_env
 
 
 def measure(cfg, steps: int, n_envs: int, encoder=None, render: bool = False) -> float:
-    if render and encoder is None:
-        cfg = replace(cfg, env=replace(cfg.env, frame_in_info=True))
-    if encoder is not None:
-        cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", append_embedding=False))  # the reward's cost alone
-    demo = np.zeros((101, cfg.model.embedding_dim)) if encoder is not None else None
-    venv = make_vec_env(cfg, n_envs, encoder, demo)
+    venv = vec_env(cfg, n_envs, frames=render or encoder is not None)
+    if encoder is not None:  # the reward's cost alone (no embedding in the observation)
+        demo = np.zeros((101, cfg.model.embedding_dim))
+        venv = LearnedRewardVecEnv(venv, encoder, make_score("tcn", demo, cfg.reward, cfg.env.episode_steps))
     model = PPO("MlpPolicy", venv, n_steps=512, batch_size=256, n_epochs=5, seed=0, device="cpu", verbose=0)
     model.learn(512 * n_envs)  # warm-up
     start = time.perf_counter()

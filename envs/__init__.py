@@ -20,7 +20,7 @@ for _id, _obs in ENV_IDS.items():
 
 _LAZY = {
     "Step": "demonstrators", "run_demonstrator": "demonstrators", "run_paired": "demonstrators",
-    "PourEnv": "pour_env", "ATTRIBUTES": "task", "EMBODIMENTS": "task", "Measurement": "task", "PouringWorld": "task",
+    "PourEnv": "pour_env", "ATTRIBUTES": "task", "HOLDERS": "task", "Measurement": "task", "PouringWorld": "task",
 }
 
 

@@ -84,7 +84,6 @@ class PourConfig:
     jitter_deg: float = 0.0
     jitter_m: float = 0.0
     renderer: str = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (OpenGL through EGL)
-    frame_in_info: bool = False  # put the agent view's frame in info["agent_frame"] (for learned rewards)
     views_in_info: bool = False  # put every view's frame in info["views"] (for replay videos: the last step's frames)
     near: float = 0.05
     far: float = 5.0

@@ -159,6 +159,4 @@ class PourEnv(gym.Env):
         info = {**m.info(), "is_success": m.in_bowl >= self.cfg.success_fraction}
         if self.cfg.views_in_info:
             info["views"] = self.world.render()
-        if self.cfg.frame_in_info:
-            info["agent_frame"] = info["views"][self.cfg.agent_view] if self.cfg.views_in_info else self.world.render([self.cfg.agent_view])[0]
         return info

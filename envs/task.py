@@ -20,7 +20,7 @@ from .sim import Simulator
 ROBOT_BASE = (0.05, -0.62, 0.0)
 TABLE_HALF = (0.6, 0.6, 0.02)
 TABLE_CENTER = (0.1, -0.2)
-EMBODIMENTS = ("robot", "human")
+HOLDERS = ("robot", "human")  # the simulated bodies that hold the cup
 ATTRIBUTES = ("contact", "distance", "liquid_flowing", "has_liquid", "container_angle")
 
 
@@ -67,8 +67,8 @@ class PouringWorld:
     """
 
     def __init__(self, cfg: PourConfig, embodiment: str = "robot") -> None:
-        if embodiment not in EMBODIMENTS:
-            raise ValueError(f"embodiment must be one of {EMBODIMENTS}, got {embodiment!r}")
+        if embodiment not in HOLDERS:
+            raise ValueError(f"embodiment must be one of {HOLDERS}, got {embodiment!r}")
         self.cfg = cfg
         self.embodiment = embodiment
         self.sim = Simulator(1.0 / cfg.physics_hz, cfg.solver_iterations, cfg.renderer)

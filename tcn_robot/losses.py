@@ -4,6 +4,9 @@ Each loss is a small ``nn.Module``. Shapes: embeddings (N, D); labels (N,) integ
 equal labels are positives of each other. Under DDP a loss built with ``gather=True`` first
 concatenates every rank's rows (``distributed.gather``), so negatives come from the whole
 global batch and gradients reach this rank's rows exactly; in one process it is a no-op.
+
+The four metric losses (triplet, npairs, InfoNCE, lifted) keep the call of the reference they are
+tested against, and share one more (``MetricLoss.contrast``), so that a trainer picks a loss once.
 """
 from __future__ import annotations
 
@@ -48,7 +51,23 @@ def _gather_rows(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(distributed.gather(t) for t in tensors)
 
 
-class TripletLoss(nn.Module):
+class MetricLoss(nn.Module):
+    """A metric-learning loss with the call every trainer uses: ``contrast(anchor (B, D), candidates
+    (M, D), anchor_labels (B,), candidate_labels (M,), anchor_ids (B, 2), candidate_ids (M, 2))``, the
+    ids (episode, time) of each row for losses that exclude near frames."""
+
+    def contrast(self, anchor, candidates, anchor_labels, candidate_labels, anchor_ids, candidate_ids) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class _OverRows(MetricLoss):
+    """A loss of one set of rows and their labels: anchors and candidates stacked."""
+
+    def contrast(self, anchor, candidates, anchor_labels, candidate_labels, anchor_ids, candidate_ids) -> torch.Tensor:
+        return self(torch.cat([anchor, candidates]), torch.cat([anchor_labels, candidate_labels]))
+
+
+class TripletLoss(_OverRows):
     """Triplet margin loss over every anchor-positive pair of a batch, with negative mining.
 
     ``mining``:
@@ -108,7 +127,7 @@ class TripletLoss(nn.Module):
         return total / (pairs.sum(1) * num_neg.squeeze(1)).sum().clamp_min(1)
 
 
-class NPairsLoss(nn.Module):
+class NPairsLoss(MetricLoss):
     """Multi-class N-pair loss (Sohn 2016) as in TF's ``npairs_loss`` and the original TCN code:
     dot-product similarities of anchors to candidates, softmax cross-entropy toward the
     candidates with the anchor's label (uniform over several), plus ``reg_lambda`` times a
@@ -133,8 +152,11 @@ class NPairsLoss(nn.Module):
         xent = -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
         return xent + reg
 
+    def contrast(self, anchor, candidates, anchor_labels, candidate_labels, anchor_ids, candidate_ids) -> torch.Tensor:
+        return self(anchor, candidates, anchor_labels, candidate_labels)
 
-class InfoNCELoss(nn.Module):
+
+class InfoNCELoss(MetricLoss):
     """InfoNCE / NT-Xent (van den Oord et al. 2018; Chen et al. 2020): cross-entropy of each
     anchor against all candidates, the candidates with its label being the positives.
 
@@ -194,8 +216,11 @@ class InfoNCELoss(nn.Module):
         mean_pos = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1) / pos.sum(1).clamp_min(1)
         return -mean_pos[has_pos].mean()
 
+    def contrast(self, anchor, candidates, anchor_labels, candidate_labels, anchor_ids, candidate_ids) -> torch.Tensor:
+        return self(anchor, candidates, anchor_labels, candidate_labels, anchor_ids, candidate_ids)
 
-class LiftedStructuredLoss(nn.Module):
+
+class LiftedStructuredLoss(_OverRows):
     """Lifted structured embedding loss (Oh Song et al. 2016), as TF's ``lifted_struct_loss``:
     for each positive pair (i, j), ``J = log(sum_k exp(m - D_ik) + sum_l exp(m - D_jl)) + D_ij``
     over the negatives k of i and l of j (Euclidean distances), and the loss is

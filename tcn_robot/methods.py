@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 
 
-BASELINES = ("random", "random-features", "pixels")  # embeddings without training (evaluate/encoders.py)
+BASELINES = ("random", "random-features", "pixels")  # embeddings without training (encoders.py)
 
 
 @dataclass

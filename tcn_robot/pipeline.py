@@ -12,7 +12,6 @@ finished stages are kept.
 from __future__ import annotations
 
 import contextlib
-import json
 import resource
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from dataclasses import replace
 
 from . import runs
 from .config import Config, resume_changes, save_config
+from .data.episodes import Dataset, choose_demo
 from .data.record import record_dataset
 from .envs import ATTRIBUTES, PourEnv, run_demonstrator
 from .evaluate.run import evaluate
@@ -51,38 +51,42 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
     metrics: dict = {"stages": {}}
     stage = StageClock(metrics["stages"])
 
+    where = {stage: out / name for stage, name in runs.PIPELINE.items()}
     with stage("human-proxy demonstration video"):
-        metrics["demo"] = record_demo_video(cfg, out / "demo" / "multiview.mp4")
+        metrics["demo"] = record_demo_video(cfg, where["demo_video"])
 
     r, p = cfg.record, cfg.pipeline
     with stage("record the dataset"):
-        metrics["record"] = record_dataset(cfg.env, out / "data", r.episodes, r.views, r.image_size, r.seed, r.demonstrators,
+        metrics["record"] = record_dataset(cfg.env, where["data"], r.episodes, r.views, r.image_size, r.seed, r.demonstrators,
                                            workers=r.workers)
 
     with stage("record held-out episodes"):
-        metrics["record_heldout"] = record_dataset(cfg.env, out / "data_heldout", p.heldout_episodes, r.views, r.image_size,
+        metrics["record_heldout"] = record_dataset(cfg.env, where["heldout"], p.heldout_episodes, r.views, r.image_size,
                                                    p.heldout_seed, r.demonstrators, workers=r.workers)
 
     with stage("train the TCN"):
-        metrics["train_tcn"] = _resumable(out / "tcn", cfg.train.steps, "last.pt",
-                                          lambda resume: train_tcn(cfg, out / "data", out / "tcn", resume=resume, overwrite=not resume))
-    encoder = runs.checkpoint(out / "tcn", "best.pt")
+        metrics["train_tcn"] = _resumable(where["tcn"], cfg.train.steps, runs.LAST_WEIGHTS,
+                                          lambda resume: train_tcn(cfg, where["data"], where["tcn"], resume=resume, overwrite=not resume))
+    encoder = runs.checkpoint(where["tcn"], runs.BEST_WEIGHTS)
 
+    # the demo the policy imitates, which evaluate reads the reward against too: the first successful
+    # human-proxy pour of the held-out episodes
+    demo = choose_demo(Dataset.open(where["heldout"]).episodes, where["heldout"]).path
     with stage("evaluate the TCN and the baselines"):
-        results = evaluate(cfg, out / "data_heldout", out / "evaluate", [f"TCN={encoder}"], ["random", "pixels"], overwrite=True)
+        results = evaluate(replace(cfg, evaluate=replace(cfg.evaluate, demo=str(demo))), where["heldout"], where["evaluate"],
+                           [f"TCN={encoder}"], ["random", "pixels"], overwrite=True)
     metrics["evaluate"] = {k: {m: v[m] for m in ("alignment_error", "classification_error_same_view", "reward_same_view") if m in v}
                            for k, v in results.items()}
 
-    demo = out / "data_heldout" / json.loads((out / "evaluate" / runs.METRICS).read_text())["demo"]
     rl_cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", encoder=str(encoder), demo=str(demo)))
     with stage("train a policy on the TCN reward"):
         # a TCN trained further since the policy started (a larger train.steps) gives another reward: start the policy afresh
-        stale = runs.changed_inputs(out / "rl", runs.pinned_inputs(pinned_files(rl_cfg)))
-        metrics["train_rl"] = _resumable(out / "rl", cfg.rl.steps, "last.zip",
-                                         lambda resume: train_rl(rl_cfg, out / "rl", resume=resume, overwrite=not resume), fresh=bool(stale))
+        stale = runs.changed_inputs(where["rl"], runs.pinned_inputs(pinned_files(rl_cfg)))
+        metrics["train_rl"] = _resumable(where["rl"], cfg.rl.steps, runs.LAST_POLICY,
+                                         lambda resume: train_rl(rl_cfg, where["rl"], resume=resume, overwrite=not resume), fresh=bool(stale))
 
     with stage("replay the policy"):
-        metrics["replay"] = replay(out / "rl", p.replay_episodes, out / "replay", overwrite=True)
+        metrics["replay"] = replay(where["rl"], p.replay_episodes, where["replay"], overwrite=True)
 
     metrics["wall_seconds"] = time.perf_counter() - started
     write_json(out / runs.METRICS, metrics)
@@ -141,29 +145,33 @@ def pipeline_report(m: dict, out: Path) -> str:
     stages = ["| stage | wall time | CPU time of this process and the recording workers (2 cores: up to twice the wall time) |",
               "| --- | ---: | ---: |"]
     stages += [f"| {name} | {s['wall_seconds'] / 60:.1f} min | {s['cpu_seconds'] / 60:.1f} min |" for name, s in m["stages"].items()]
-    videos = " · ".join(f"[episode {k}](replay/episode_{k}.mp4) ([reward](replay/episode_{k}.png))" for k in range(len(rep["episodes"])))
+    at = runs.PIPELINE
+    shown = {k: {kind: f"{at['replay']}/{name}" for kind, name in runs.replay_files(k).items()} for k in range(len(rep["episodes"]))}
+    videos = " · ".join(f"[episode {k}]({f['video']}) ([reward]({f['reward']}))" for k, f in shown.items())
+    curve = f"{at['rl']}/{runs.EVAL_CURVE}"
     return "\n".join([
         "# tcn-robot pipeline report", "",
         f"**The policy put {rl['fraction_in_bowl_mean']:.0%} of the particles into the bowl** (mean of {len(rl['fraction_in_bowl'])} "
         f"held-out evaluation episodes, {rl['success_rate']:.0%} of them successful), rewarded only by the TCN distance "
         f"between its camera and one video of the human proxy pouring. Wall time {m['wall_seconds'] / 60:.1f} min.", "",
         "The demo (top) and the policy's first replayed episode (bottom) at the same time steps:", "",
-        "![the demo and the policy](replay/episode_0_strip.png)", "",
-        "![fraction poured during training](rl/eval_curve.png)", "", *stages, "",
+        f"![the demo and the policy]({shown[0]['strip']})", "",
+        f"![fraction poured during training]({curve})", "", *stages, "",
         f"Config: [config.yaml](config.yaml); every figure: [metrics.json](metrics.json).", "",
         "## Data", "",
-        f"- Demonstration video of the scripted human proxy: [demo/multiview.mp4](demo/multiview.mp4) "
+        f"- Demonstration video of the scripted human proxy: [{at['demo_video']}]({at['demo_video']}) "
         f"({m['demo']['fraction_in_bowl']:.0%} poured).",
-        f"- Training set `data/`: {m['record']['episodes']} episodes ({m['record']['demonstrators']}); held-out `data_heldout/`: "
+        f"- Training set `{at['data']}/`: {m['record']['episodes']} episodes ({m['record']['demonstrators']}); held-out `{at['heldout']}/`: "
         f"{m['record_heldout']['episodes']} episodes, new seeds and camera placements.", "",
         "## TCN", "",
         f"{tcn['steps']} steps of multi-view TCN ({tcn['loss']}), loss {tcn['train_loss_first']:.3f} -> {tcn['train_loss_final']:.3f}, "
-        f"{tcn['frames_per_second']:.0f} frames/s on {tcn['device']}. Run: [tcn/](tcn/) (TensorBoard in tcn/tb).", "",
-        "## Evaluation on held-out episodes ([report](evaluate/report.md))", "", *rows, "",
+        f"{tcn['frames_per_second']:.0f} frames/s on {tcn['device']}. Run: [{at['tcn']}/]({at['tcn']}/) "
+        f"(TensorBoard in {at['tcn']}/{runs.TENSORBOARD}).", "",
+        f"## Evaluation on held-out episodes ([report]({at['evaluate']}/{runs.REPORT}))", "", *rows, "",
         "## Policy from one human-proxy video", "",
         f"PPO on the TCN reward against `{Path(m['train_rl']['demo']).name}` for {m['train_rl']['steps']} steps: "
         f"fraction poured {rl['fraction_in_bowl_mean']:.2f} (std {rl['fraction_in_bowl_std']:.2f}) over {len(rl['fraction_in_bowl'])} "
-        f"evaluation episodes, success rate {rl['success_rate']:.2f}. Curve: [rl/eval_curve.png](rl/eval_curve.png).", "",
+        f"evaluation episodes, success rate {rl['success_rate']:.2f}. Curve: [{curve}]({curve}).", "",
         f"Replay: {videos}; fraction poured {rep['fraction_in_bowl_mean']:.2f}.", "",
     ])
 

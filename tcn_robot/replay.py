@@ -1,14 +1,13 @@
 """``tcn-robot replay``: run a trained policy (or a random one) and show what it does.
 
-For each episode: ``episode_{k}.mp4`` with every camera view side by side and, when the run
-learned from a demonstration, the demo frame of the same time step beside them;
-``episode_{k}.png`` with the learned reward and the ground-truth fraction poured over time;
-``episode_{k}_strip.png``, a few frames of the demo above the robot's agent view at the same
-time steps; and ``metrics.json`` over all episodes.
+For each episode k (file names in ``runs.replay_files``): a video with every camera view side by
+side and, when the run learned from a demonstration, the demo frame of the same time step beside
+them; a plot of the learned reward and the ground-truth fraction poured over time; a strip of a few
+frames of the demo above the robot's agent view at the same time steps; and ``metrics.json`` over
+all episodes.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,14 +15,11 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from . import UserError, runs
-from .config import Config, load_config
-from .data.episodes import load_episode
-from .device import pick_device
+from .data.episodes import load_demo
 from .evaluate import plots
 from .io import write_json
-from .policy_io import load_policy
 from .reward import demo_index
-from .rl import ALGOS, EVAL_SEED, learned_reward_parts, make_vec_env, observation_parts, pinned_files, policy_view
+from .rl import EVAL_SEED, RLRun
 from .video import VideoWriter
 
 STRIP_FRAMES = 6  # columns of the frame strip of each episode
@@ -51,31 +47,25 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
     run, out = Path(run), Path(out)
     if episodes < 1:
         raise UserError(f"--episodes must be >= 1, got {episodes}")
-    if not (run / runs.CONFIG).is_file() or runs.output_kind(run) not in ("train-rl", None):
-        raise UserError(f"{run}: not a train-rl run folder")
+    rl_run = RLRun.open(run, accept_changed)
     mode = runs.check_output(out, "replay", overwrite=overwrite)
     runs.check_apart(out, {"--run": run})
-    cfg: Config = load_config(None, (), base=run / runs.CONFIG)
-    for key, path in pinned_files(cfg).items():
-        if not Path(path).exists():
-            raise UserError(f"{run / runs.CONFIG}: {key} names {path}, which is missing (moved or deleted?)")
-    runs.check_pinned(run, pinned_files(cfg), accept_changed)
-    ckpt = runs.checkpoint(run, "best.zip")
+    cfg = rl_run.cfg
+    ckpt = runs.checkpoint(run, runs.BEST_POLICY)
     if policy == "trained" and not ckpt.exists():
         raise UserError(f"{ckpt}: missing (train the run first, or pass --policy random)")
-    device = pick_device(cfg.train.device)
-    encoder, demo_emb = learned_reward_parts(cfg, device)
-    cfg = replace(cfg, env=replace(cfg.env, views_in_info=True))  # each step's frames, before the VecEnv's auto-reset
-    venv = make_vec_env(cfg, 1, encoder, demo_emb, observation_parts(cfg, device, (encoder, demo_emb)))
+    rl_run.load_reward()
+    encoder = rl_run.encoder
+    venv = rl_run.vec_env(1, views=True)  # each step's frames, before the VecEnv's auto-reset
     if policy == "trained":
-        venv = policy_view(venv, cfg, ckpt)
+        venv = rl_run.policy_env(venv, ckpt)
     try:
-        model = load_policy(ckpt, ALGOS[cfg.rl.algo], venv, cfg.rl.ppo.clip_range, cfg.rl.sac.train_freq) if policy == "trained" else None
+        model = rl_run.load_policy(venv) if policy == "trained" else None
     except BaseException:
         venv.close()
         raise
     env = venv.unwrapped.envs[0].unwrapped  # the PourEnv under the reward wrapper and Monitor
-    demo_frames = load_episode(cfg.rl.demo).read_view(cfg.rl.demo_view) if cfg.rl.demo else None
+    demo_frames = load_demo(cfg.rl.demo, cfg.rl.demo_view) if cfg.rl.demo else None
     runs.claim_output(out, "replay", mode, inputs={"run": str(run.resolve())})
     rng = np.random.default_rng(seed)
     steps, size, fps = cfg.env.episode_steps, cfg.env.image_size, env.metadata["render_fps"]
@@ -87,7 +77,8 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
             views = env.render_views()
             learned, env_rewards, poured, agent = [], [], [env.measurement.in_bowl], []
             columns = len(views) + (demo_frames is not None)
-            with VideoWriter(out / f"episode_{k}.mp4", fps, (size * columns, size)) as video:
+            files = runs.replay_files(k)
+            with VideoWriter(out / files["video"], fps, (size * columns, size)) as video:
                 for t in range(steps + 1):
                     agent.append(views[cfg.env.agent_view])
                     frames = [_label(f, f"view {v}") for v, f in enumerate(views)]
@@ -110,9 +101,9 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
             times = np.linspace(0, steps, STRIP_FRAMES).round().astype(int)
             rows = {"demo video": np.stack([_demo_frame(demo_frames, t, steps, size) for t in times])} if demo_frames is not None else {}
             rows[f"robot, {policy} policy"] = np.stack(agent)[times]
-            plots.frame_strip(rows, times, fps, out / f"episode_{k}_strip.png",
+            plots.frame_strip(rows, times, fps, out / files["strip"],
                               f"episode {k}: {poured[-1]:.0%} in the bowl")
-            plots.reward_curves(curves, out / f"episode_{k}.png", f"episode {k} ({policy} policy)")
+            plots.reward_curves(curves, out / files["reward"], f"episode {k} ({policy} policy)")
             results.append({"seed": seed + k, "fraction_in_bowl": poured[-1], "is_success": bool(infos[0]["is_success"]),
                             "env_return": float(np.sum(env_rewards)),
                             "learned_return": float(np.sum(learned)) if encoder is not None else None})

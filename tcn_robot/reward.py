@@ -1,4 +1,5 @@
-"""Rewards from an embedding: the TCN paper's time-indexed reward and XIRL's goal distance.
+"""Rewards from an embedding: the TCN paper's time-indexed reward and XIRL's goal distance, as scores
+of frame embeddings, and the vec-env wrapper that replaces an env's reward by one of them.
 
 TCN (Sermanet et al. 2017, Sec. V-C): R(v_t, w_t) = -a ||w_t - v_t||^2 - b sqrt(g + ||w_t - v_t||^2),
 v_t the embedding of demonstration frame t, w_t that of the robot's frame at step t. The squared
@@ -9,20 +10,17 @@ Time alignment: an episode of T steps and a demo of T_d frames are matched by li
 episode step t <-> demo frame i(t) = round(t (T_d - 1) / (T - 1)), and the reward is the best of R
 over the demo frames i(t) - W .. i(t) + W (``reward.window`` = W; W = 0 is the paper's exact index).
 A demonstrator's pace is not the robot's: with W = 0 a pour a few steps early scores below not
-pouring at all, so PPO never learns to pour; W = 10 (0.5 s at 20 Hz) keeps every pour above every
-miss, dump and standing still (README, "Learning to pour").
+pouring at all, so PPO never learns to pour (docs/results.md, "Reward").
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from .config import RewardConfig
 
-
-KINDS = ("env", "tcn", "goal")
+LEARNED = ("tcn", "goal")  # the learned rewards (rl.reward also takes "env", the ground truth)
 
 
 def demo_index(t, episode_steps: int, demo_frames: int):
@@ -53,112 +51,105 @@ def aligned_tcn_reward(w, demo, idx, cfg: RewardConfig) -> np.ndarray:
     return tcn_reward(np.asarray(w)[:, None, :], demo[j], cfg.a, cfg.b, cfg.g).max(-1).values.numpy()
 
 
-def appended_observation(obs, emb, demo, t, episode_steps: int) -> np.ndarray:
-    """Observations (N, O) extended with the current embeddings ``emb`` (N, D) and the demo's
-    embeddings (T_d, D) at steps ``t`` (N,) of ``episode_steps``-step episodes: (N, O + 2D) float32."""
-    idx = demo_index(np.asarray(t), episode_steps + 1, len(demo))
-    return np.concatenate([obs, emb, np.asarray(demo)[idx]], axis=1).astype(np.float32)
-
-
 def episode_tcn_rewards(episode_emb, demo_emb, cfg: RewardConfig) -> np.ndarray:
     """Per-step TCN reward of an episode's embeddings (T, D) against a demo's (T_d, D)."""
     idx = demo_index(np.arange(len(episode_emb)), len(episode_emb), len(demo_emb))
     return aligned_tcn_reward(episode_emb, demo_emb, idx, cfg)
 
 
-class LearnedRewardVecEnv(VecEnvWrapper):
-    """Replaces a pouring VecEnv's reward by a learned one, in one batched embedding call per step.
+class Score:
+    """A reward of frame embeddings: ``score(embeddings (N, D), steps (N,)) -> rewards (N,)``, the frames
+    at steps ``steps`` of N episodes (step 0 is the frame after reset). ``restart(index)`` tells a
+    score that keeps a history that those episodes started again."""
 
-    The envs must put their agent-view frame in ``info["agent_frame"]`` (``env.frame_in_info``):
-    the frame is rendered in the env's own process (in parallel under SubprocVecEnv) at the
-    instant the step ends, so the last step of an episode is scored on its own frame although
-    the VecEnv has already reset. Each env's frames are a video to the encoder (``streams``): a
-    clip encoder's embedding reads the frames before the current one, from its episode only. The
-    env's reward stays in ``info["env_reward"]``; the learned one in ``info["learned_reward"]`` too.
+    def __call__(self, embeddings: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
-    Args:
-        venv: the vectorized pouring envs.
-        encoder: an ``evaluate.encoders.Encoder``.
-        demo_embeddings: (T_d, D) embeddings of the demonstration frames.
-        cfg: the constants a, b, g and the alignment window of the TCN reward.
-        kind: ``tcn`` (time-indexed, the paper's) or ``goal`` (XIRL's distance to the demo's last frame).
-        episode_steps: steps per episode, for the demo time alignment.
-        observe: ``(encoder, demo embeddings (T_d, D'))`` to extend the (state) observation with
-            that encoder's embedding of the agent view and the demo's at t (``rl.append_embedding``);
-            the reward's own pair by default (``rl.observe_encoder``), embedded once for both.
-    """
+    def restart(self, index: np.ndarray) -> None:
+        pass
 
-    def __init__(self, venv, encoder, demo_embeddings: np.ndarray, cfg: RewardConfig, kind: str, episode_steps: int,
-                 observe: tuple | None = None) -> None:
-        if kind not in ("tcn", "goal"):
-            raise ValueError(f"a learned reward is 'tcn' or 'goal', got {kind!r}")
-        self.encoder, self.cfg, self.kind, self.episode_steps = encoder, cfg, kind, episode_steps
-        self.demo = np.asarray(demo_embeddings, dtype=np.float64)
-        self.goal = self.demo[-1]
-        self.scale = max(float(np.linalg.norm(self.demo[0] - self.goal)), 1e-6)
-        self.append = observe is not None
-        obs_space = venv.observation_space
-        if self.append:
-            self.obs_encoder, self.obs_demo = observe[0], np.asarray(observe[1], dtype=np.float64)
-            if not isinstance(obs_space, spaces.Box) or len(obs_space.shape) != 1:
-                raise ValueError("append_embedding works with vector (state) observations")
-            d = 2 * self.obs_demo.shape[1]
-            obs_space = spaces.Box(np.concatenate([obs_space.low, np.full(d, -np.inf, np.float32)]),
-                                   np.concatenate([obs_space.high, np.full(d, np.inf, np.float32)]), dtype=np.float32)
-        super().__init__(venv, observation_space=obs_space)
-        self.t = np.zeros(venv.num_envs, dtype=int)
-        # one history per env: a clip encoder's embedding of a frame reads the frames before it
-        self.streams = encoder.streams(venv.num_envs)
-        self.obs_streams = (self.streams if observe[0] is encoder else observe[0].streams(venv.num_envs)) if self.append else None
 
-    def _demo_index(self, t: np.ndarray) -> np.ndarray:
-        return demo_index(t, self.episode_steps + 1, len(self.demo))
+class TimeIndexed(Score):
+    """The paper's reward against the demo (T_d, D): step t of a ``episode_steps``-step episode scored
+    against the demo frames around i(t) (``aligned_tcn_reward``)."""
 
-    def rewards(self, embeddings: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Rewards (N,) of embeddings (N, D) of frames at steps ``t`` (N,)."""
-        if self.kind == "tcn":
-            return aligned_tcn_reward(embeddings, self.demo, self._demo_index(t), self.cfg)
+    def __init__(self, demo: np.ndarray, cfg: RewardConfig, episode_steps: int) -> None:
+        self.demo, self.cfg, self.episode_steps = np.asarray(demo, dtype=np.float64), cfg, episode_steps
+
+    def __call__(self, embeddings, steps):
+        return aligned_tcn_reward(embeddings, self.demo, demo_index(steps, self.episode_steps + 1, len(self.demo)), self.cfg)
+
+
+class GoalDistance(Score):
+    """XIRL's reward: the distance to the demo's last frame, scaled by the demo's start-to-goal distance."""
+
+    def __init__(self, demo: np.ndarray) -> None:
+        demo = np.asarray(demo, dtype=np.float64)
+        self.goal, self.scale = demo[-1], max(float(np.linalg.norm(demo[0] - demo[-1])), 1e-6)
+
+    def __call__(self, embeddings, steps):
         return goal_reward(embeddings, self.goal, self.scale).numpy()
 
-    def _augment(self, obs: np.ndarray, emb: np.ndarray, t: np.ndarray) -> np.ndarray:
-        return appended_observation(obs, emb, self.obs_demo, t, self.episode_steps)
+
+def make_score(kind: str, demo: np.ndarray, cfg: RewardConfig, episode_steps: int) -> Score:
+    """The score of ``rl.reward`` ``kind`` (one of ``LEARNED``) against the demo embeddings (T_d, D)."""
+    if kind == "tcn":
+        return TimeIndexed(demo, cfg, episode_steps)
+    if kind == "goal":
+        return GoalDistance(demo)
+    raise ValueError(f"a learned reward is one of {', '.join(LEARNED)}, got {kind!r}")
+
+
+class LearnedRewardVecEnv(VecEnvWrapper):
+    """Replaces a VecEnv's reward by ``score`` of the embeddings of its envs' frames, in one batched
+    embedding call per step (the shape of imitation's ``RewardVecEnvWrapper``).
+
+    The envs put the frame they render at the end of every step and reset in ``info["frame"]``
+    (``rl.envs.FrameInInfo``: any gymnasium env with ``render_mode="rgb_array"``), rendered in the
+    env's own process (in parallel under SubprocVecEnv) before the VecEnv's auto-reset, so the last
+    step of an episode is scored on its own frame. Each env's frames are a video to the encoder (a
+    clip encoder's embedding reads the frames before the current one, from its episode only). The
+    env's reward stays in ``info["env_reward"]``; the learned one is also ``info["learned_reward"]``,
+    and each frame's embedding ``info["embedding"]`` (``reset_infos`` too), for ``rl.envs.AppendEmbedding``.
+
+    Args:
+        venv: the vectorized envs.
+        encoder: an ``encoders.Encoder``.
+        score: the reward of the embeddings (``Score``).
+    """
+
+    def __init__(self, venv, encoder, score: Score) -> None:
+        super().__init__(venv)
+        self.encoder, self.score = encoder, score
+        self.t = np.zeros(venv.num_envs, dtype=int)
+        self.streams = encoder.streams(venv.num_envs)
 
     def reset(self):
         obs = self.venv.reset()
         self.t[:] = 0
-        frames = np.stack([info["agent_frame"] for info in self.venv.reset_infos])
+        self.reset_infos = self.venv.reset_infos
         every = np.arange(self.num_envs)
-        emb = self.streams.restart(every, frames)
-        if not self.append:
-            return obs
-        if self.obs_streams is not self.streams:
-            emb = self.obs_streams.restart(every, frames)
-        return self._augment(obs, emb, self.t)
+        emb = self.streams.restart(every, np.stack([info["frame"] for info in self.reset_infos]))
+        self.score.restart(every)
+        for i, info in enumerate(self.reset_infos):
+            info["embedding"] = emb[i]
+        return obs
 
     def step_wait(self):
         obs, env_rewards, dones, infos = self.venv.step_wait()
         self.t += 1
-        frames = np.stack([info["agent_frame"] for info in infos])
-        emb = self.streams.step(frames)
-        rewards = self.rewards(emb, self.t).astype(np.float32)
+        emb = self.streams.step(np.stack([info["frame"] for info in infos]))
+        rewards = np.asarray(self.score(emb, self.t), dtype=np.float32)
         for i, info in enumerate(infos):
             info["env_reward"] = float(env_rewards[i])
             info["learned_reward"] = float(rewards[i])
-            del info["agent_frame"]
+            info["embedding"] = emb[i]
+        self.reset_infos = self.venv.reset_infos
         done = np.flatnonzero(dones)
-        starts = np.stack([self.venv.reset_infos[i]["agent_frame"] for i in done]) if len(done) else None
-        if not self.append:
-            if len(done):
-                self.streams.restart(done, starts)  # the new episodes' first frames
-            self.t[dones] = 0
-            return obs, rewards, dones, infos
-        shared = self.obs_streams is self.streams
-        current = emb if shared else self.obs_streams.step(frames)
-        for i in done:
-            infos[i]["terminal_observation"] = self._augment(infos[i]["terminal_observation"][None], current[i : i + 1], self.t[i : i + 1])[0]
-        if len(done):
-            current = current.copy()
-            restarted = self.streams.restart(done, starts)
-            current[done] = restarted if shared else self.obs_streams.restart(done, starts)
+        if len(done):  # the new episodes' first frames
+            restarted = self.streams.restart(done, np.stack([self.reset_infos[i]["frame"] for i in done]))
+            self.score.restart(done)
+            for k, i in enumerate(done):
+                self.reset_infos[i]["embedding"] = restarted[k]
         self.t[dones] = 0
-        return self._augment(obs, current, self.t), rewards, dones, infos
+        return obs, rewards, dones, infos

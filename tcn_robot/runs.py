@@ -10,9 +10,11 @@ the command (``.tcn-robot.lock``: a second command into it is refused, naming th
 of a process that died is free) and marks it (``.tcn-robot.json``: which command made it and from
 which inputs).
 
-Layout of a run folder (every training command): ``config.yaml`` (the resolved config),
-``checkpoints/`` (``last`` and ``best``), ``tb/`` (TensorBoard), ``metrics.json``; evaluation and
-replay folders hold ``metrics.json`` and ``report.md`` or videos.
+Every file a command writes is named here. A run folder (every training command) holds
+``config.yaml`` (the resolved config), ``checkpoints/`` (``last`` and ``best``), ``tb/``
+(TensorBoard), ``metrics.json``; train-rl adds ``eval.json`` and ``eval_curve.png``; evaluation and
+replay folders hold ``metrics.json`` and ``report.md`` or videos; the pipeline's folder holds one
+folder per stage (``PIPELINE``).
 """
 from __future__ import annotations
 
@@ -30,13 +32,26 @@ from pathlib import Path
 from . import UserError
 from .io import TEMP_TAG, check_path_encoding, clean_stale_temporaries, read_json, write_json
 
-MARK = ".tcn-robot.json"
+OUTPUT_MARK = ".tcn-robot.json"  # which command made a folder, from which inputs
 CONFIG = "config.yaml"
 METRICS = "metrics.json"
 REPORT = "report.md"
 TENSORBOARD = "tb"
+LAST_WEIGHTS, BEST_WEIGHTS = "last.pt", "best.pt"  # train-tcn and pretrain checkpoints
+LAST_POLICY, BEST_POLICY = "last.zip", "best.zip"  # train-rl checkpoints
 EVAL_HISTORY = "eval.json"  # train-rl: every evaluation so far
-MANIFEST = "manifest.json"  # a dataset's list of episodes
+EVAL_CURVE = "eval_curve.png"  # train-rl: the fraction poured over training
+MANIFEST = "manifest.json"  # a dataset's list of episodes (data/episodes.py reads and writes it)
+
+
+def replay_files(k: int) -> dict[str, str]:
+    """The files ``replay`` writes for its episode ``k``: the views beside the demo, the reward curve, the frame strip."""
+    return {"video": f"episode_{k}.mp4", "reward": f"episode_{k}.png", "strip": f"episode_{k}_strip.png"}
+
+
+# the pipeline's folder: one sub-folder (or file) per stage
+PIPELINE = {"demo_video": "demo/multiview.mp4", "data": "data", "heldout": "data_heldout", "tcn": "tcn",
+            "evaluate": "evaluate", "rl": "rl", "replay": "replay"}
 
 # the commands that own an output folder, and those whose folder is continued by running them again
 KINDS = ("record", "import-videos", "train-tcn", "pretrain", "evaluate", "train-rl", "replay", "pipeline")
@@ -61,7 +76,7 @@ def checkpoint_spec(spec: str) -> tuple[str, Path]:
 def _mark(path: Path) -> dict:
     """The folder's mark as a dict, or {} when absent or damaged (wrong types, not JSON, nested too deep)."""
     try:
-        data = read_json(Path(path) / MARK)
+        data = read_json(Path(path) / OUTPUT_MARK)
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict) or data.get("kind") not in KINDS:
@@ -281,7 +296,7 @@ def claim_output(path: str | Path, kind: str, mode: str, inputs: dict | None = N
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
     mark = _mark(path)
     if mode != "resume" or not mark:
-        write_json(path / MARK, {"kind": kind, "inputs": inputs or {}})
+        write_json(path / OUTPUT_MARK, {"kind": kind, "inputs": inputs or {}})
     return shown
 
 
@@ -346,7 +361,7 @@ def set_inputs(path: str | Path, inputs: dict) -> None:
     """Replace the inputs recorded in the folder's mark (after ``--accept-changed-inputs``)."""
     data = _mark(Path(path))
     data["inputs"] = inputs
-    write_json(Path(path) / MARK, data)
+    write_json(Path(path) / OUTPUT_MARK, data)
 
 
 def record_resume(path: str | Path, step: int, changes: dict) -> None:
@@ -354,7 +369,7 @@ def record_resume(path: str | Path, step: int, changes: dict) -> None:
     (``{key: [old, new]}``), so that the run's metrics can say what changed mid-run."""
     data = _mark(Path(path))
     data["resumes"] = [*resumes(path), {"step": int(step), "changed": changes}]
-    write_json(Path(path) / MARK, data)
+    write_json(Path(path) / OUTPUT_MARK, data)
 
 
 def resumes(path: str | Path) -> list[dict]:

@@ -135,7 +135,7 @@ def test_evaluate_writes_metrics_report_and_figures(tmp_path):
 
 def test_the_random_features_baseline_is_not_degenerate_where_random_init_is():
     from tcn_robot.config import ModelConfig
-    from tcn_robot.evaluate.encoders import baseline_encoder
+    from tcn_robot.encoders import baseline_encoder
 
     frames = np.random.default_rng(0).integers(0, 255, (64, 32, 32, 3), dtype=np.uint8)
     frames[:32, :16] = 0  # two kinds of frame

@@ -18,7 +18,7 @@ import torch
 from hostile import RL, TCN, copy, fails_cleanly, nothing_lost, snapshot
 from tcn_robot.cli import main
 from tcn_robot.io import TEMP_TAG
-from tcn_robot.policy_io import NORMALIZATION, REPLAY
+from tcn_robot.rl.policy_io import NORMALIZATION, REPLAY
 
 SAC = [*RL, "--algo", "sac", "rl.sac.learning_starts=16", "rl.sac.batch_size=16", "rl.sac.net_arch=[16,16]"]
 

@@ -9,10 +9,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from tcn_robot.cli import main
 from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import PourEnv, make_pour_config
-from tcn_robot.evaluate.encoders import baseline_encoder
+from tcn_robot.encoders import baseline_encoder
 from tcn_robot.config import ModelConfig, RewardConfig
-from tcn_robot.policy_io import NORMALIZATION, entry, read_replay
-from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, tcn_reward
+from tcn_robot.rl.policy_io import NORMALIZATION, entry, read_replay
+from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, make_score, tcn_reward
+from tcn_robot.rl.envs import AppendEmbedding, FrameInInfo
 
 STEPS = 5
 RCFG = RewardConfig(window=2)  # the demo has 9 frames: a window that does not cover all of them
@@ -20,7 +21,12 @@ ENV = {"episode_steps": STEPS, "num_particles": 10, "image_size": 32}
 
 
 def make():
-    return lambda: PourEnv(make_pour_config(frame_in_info=True, **ENV))
+    return lambda: FrameInInfo(PourEnv(make_pour_config(**ENV), render_mode="rgb_array"))
+
+
+def rewarded(n: int, enc, demo, kind: str = "tcn", cfg: RewardConfig = RCFG, cls=DummyVecEnv):
+    """``n`` pouring envs whose reward is ``kind`` against the demo embeddings."""
+    return LearnedRewardVecEnv(cls([make()] * n), enc, make_score(kind, demo, cfg, STEPS))
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +75,7 @@ def per_env_rewards(enc, demo, kind, seed, acts):
 def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     enc, demo = parts
     acts = actions(3, 2 * STEPS + 2)
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 3), enc, demo, RCFG, kind, STEPS)
+    venv = rewarded(3, enc, demo, kind)
     venv.seed(100)
     venv.reset()
     got, env_rewards, dones_seen = [], [], []
@@ -79,7 +85,7 @@ def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
         env_rewards.append([i["env_reward"] for i in infos])
         dones_seen.append(dones)
         for d, i in zip(dones, infos):
-            assert ("terminal_observation" in i) == d and "agent_frame" not in i
+            assert ("terminal_observation" in i) == d and i["frame"].shape == (32, 32, 3)
     got = np.array(got)
     assert np.array(dones_seen)[[STEPS - 1, 2 * STEPS - 1]].all(), "the run must cross episode ends"
     for i in range(3):
@@ -92,7 +98,7 @@ def test_a_clip_encoder_reward_reads_each_episodes_own_past_frames():
     causal embedding of that env's episode so far (its reset frame repeated before it), scored alone."""
     import torch
 
-    from tcn_robot.evaluate.encoders import network_encoder
+    from tcn_robot.encoders import network_encoder
     from tcn_robot.models import EmbeddingNet
 
     torch.manual_seed(0)
@@ -105,7 +111,7 @@ def test_a_clip_encoder_reward_reads_each_episodes_own_past_frames():
     enc = network_encoder("clip", net.eval())
     demo = np.random.default_rng(0).normal(size=(9, 6))
     acts = actions(2, STEPS + 4, seed=3)
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
+    venv = rewarded(2, enc, demo)
     venv.seed(50)
     venv.reset()
     got = np.array([venv.step(a)[1] for a in acts])
@@ -129,11 +135,11 @@ def test_a_clip_encoder_reward_reads_each_episodes_own_past_frames():
 
 
 def test_learned_return_logger_sums_each_episode_of_each_env(parts):
-    from tcn_robot.rl import LearnedReturnLogger
+    from tcn_robot.rl.callbacks import LearnedReturnLogger
 
     enc, demo = parts
     acts = actions(2, 2 * STEPS + 1, seed=1)
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
+    venv = rewarded(2, enc, demo)
     venv.seed(200)
     venv.reset()
     logger = LearnedReturnLogger()
@@ -153,7 +159,7 @@ def test_subprocess_envs_give_the_same_rewards(parts):
     acts = actions(2, STEPS + 2, seed=1)
     out = []
     for cls in (DummyVecEnv, SubprocVecEnv):
-        venv = LearnedRewardVecEnv(cls([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
+        venv = rewarded(2, enc, demo, cls=cls)
         venv.seed(7)
         venv.reset()
         out.append(np.array([venv.step(a)[1] for a in acts]))
@@ -163,13 +169,13 @@ def test_subprocess_envs_give_the_same_rewards(parts):
 
 def test_appended_embeddings_are_the_current_frame_and_the_demo_at_t(parts):
     enc, demo = parts
-    venv = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RewardConfig(), "tcn", STEPS, observe=(enc, demo))
+    venv = AppendEmbedding(rewarded(2, enc, demo, cfg=RewardConfig()), demo, STEPS)
     venv.seed(3)
     obs = venv.reset()
     d = demo.shape[1]
     assert obs.shape == (2, 18 + 2 * d) and venv.observation_space.shape == (18 + 2 * d,)
     assert np.allclose(obs[:, -d:], demo[0])
-    inner = venv.venv.envs
+    inner = venv.venv.venv.envs
     for k, a in enumerate(actions(2, STEPS)):
         obs, _, dones, infos = venv.step(a)
         if dones.any():  # new episodes: the reset frame and the demo's first frame; the terminal obs keeps the last frame
@@ -186,8 +192,8 @@ def test_a_separate_observation_encoder_changes_the_observation_not_the_reward(p
     other = baseline_encoder("random", ModelConfig(embedding_dim=8), 0, "cpu")
     other_demo = np.random.default_rng(1).normal(size=(9, 8))
     acts = actions(2, STEPS + 2, seed=2)
-    plain = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS)
-    seen = LearnedRewardVecEnv(DummyVecEnv([make()] * 2), enc, demo, RCFG, "tcn", STEPS, observe=(other, other_demo))
+    plain = rewarded(2, enc, demo)
+    seen = AppendEmbedding(rewarded(2, enc, demo), other_demo, STEPS, encoder=other)
     assert seen.observation_space.shape == (18 + 16,)
     for venv in (plain, seen):
         venv.seed(11)
@@ -199,7 +205,7 @@ def test_a_separate_observation_encoder_changes_the_observation_not_the_reward(p
         obs, r_seen, dones, infos = seen.step(a)
         assert np.array_equal(r_plain, r_seen)
         for i in range(2):
-            frame = seen.venv.envs[i].unwrapped.render_views()[0][None]
+            frame = seen.venv.venv.envs[i].unwrapped.render_views()[0][None]
             assert np.allclose(obs[i, 18:26], other(frame)[0], atol=1e-5)
             if dones[i]:
                 assert infos[i]["terminal_observation"].shape == (34,)
@@ -327,3 +333,55 @@ def test_train_rl_errors_name_what_is_missing(tmp_path, capsys):
     assert main(["train-rl", "--out", str(tmp_path / "r"), "--reward", "env", "--observe-encoder", "random"]) == 2
     assert "--observe-encoder needs" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_the_learned_reward_works_on_a_gymnasium_env_from_outside_the_project(made, tmp_path):
+    """Pendulum-v1 (gymnasium's, rendering RGB frames) rewarded by a TCN checkpoint against a demo
+    episode of the pendulum: the batched rewards equal each env's reward computed alone, across the
+    auto-reset, and PPO trains on it."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+
+    from tcn_robot.data.episodes import EpisodeWriter, load_demo
+    from tcn_robot.encoders import checkpoint_encoder
+    from tcn_robot.reward import TimeIndexed
+
+    steps = 12
+
+    def pendulum():
+        return FrameInInfo(gym.make("Pendulum-v1", render_mode="rgb_array", max_episode_steps=steps))
+
+    env = pendulum()  # a demo: the pendulum swung by a fixed torque, written as an episode
+    env.reset(seed=0)
+    writer = EpisodeWriter(tmp_path, "demo", 1, 30, (500, 500))
+    writer.add([env.render()])
+    for _ in range(steps):
+        writer.add([env.step(np.array([2.0], np.float32))[4]["frame"]])
+    writer.commit({"name": "demo", "fps": 30, "image_size": [500, 500]}, None)
+    ckpt = made / "tcn/checkpoints/last.pt"
+    enc = checkpoint_encoder(str(ckpt), "cpu")
+    demo = enc(load_demo(tmp_path / "demo", 0))
+    score = TimeIndexed(demo, RCFG, steps)
+    venv = LearnedRewardVecEnv(DummyVecEnv([pendulum] * 2), enc, score)
+    venv.seed(5)
+    venv.reset()
+    acts = np.random.default_rng(0).uniform(-2, 2, size=(steps + 3, 2, 1)).astype(np.float32)
+    got = np.array([venv.step(a)[1] for a in acts])
+    for i in range(2):  # each env alone: step, render, embed the frame, score it against the demo frames near its step
+        alone = pendulum()
+        alone.reset(seed=5 + i)
+        t, want = 0, []
+        for a in acts[:, i]:
+            _, _, term, trunc, info = alone.step(a)
+            t += 1
+            w = enc(info["frame"][None])
+            j = int(demo_index(t, steps + 1, len(demo)))
+            near = range(max(0, j - RCFG.window), min(len(demo), j + RCFG.window + 1))
+            want.append(max(float(tcn_reward(w, demo[m]).numpy()[0]) for m in near))
+            if term or trunc:
+                alone.reset()
+                t = 0
+        assert np.allclose(got[:, i], want, atol=1e-5)
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
+    model.learn(32)
+    assert model.num_timesteps == 32

@@ -26,12 +26,12 @@ import numpy as np
 
 from .. import EMBODIMENTS, UserError
 from ..io import AtomicFile, check_path_encoding, read_json, temp_path, write_json
+from ..runs import MANIFEST
 from ..video import VideoWriter
 
 FORMAT_VERSION = 1
 META = "meta.json"
 STATES = "states.npz"
-MANIFEST = "manifest.json"
 REQUIRED_META = ("format", "num_views", "num_frames", "fps", "image_size", "has_states")
 # one path component, no leading dot (hidden files, ``.``, ``..``) or dash (read as a flag), nothing a
 # shell or file system treats specially
@@ -363,3 +363,26 @@ def write_manifest(root: Path, settings: dict) -> dict:
     manifest = {"format": FORMAT_VERSION, "settings": settings, "episodes": entries}
     write_json(Path(root) / MANIFEST, manifest)
     return manifest
+
+
+def load_demo(path: str | Path, view: int | None = None) -> np.ndarray:
+    """The frames of the demonstration episode ``path``: (T, H, W, 3) from camera ``view``, or every
+    view (T, V, H, W, 3) when ``view`` is None; raises ``UserError`` naming ``--demo`` and the problem."""
+    try:
+        demo = load_episode(path)
+        if view is not None and not 0 <= view < demo.num_views:
+            raise UserError(f"--demo: view {view} asked for, but {demo.path} has {demo.num_views} views")
+        if view is not None:
+            return demo.read_view(view)
+        return np.stack([demo.read_view(v) for v in range(demo.num_views)], 1)
+    except EpisodeError as e:
+        raise UserError(f"--demo: {e}") from None
+
+
+def choose_demo(episodes: list[Episode], where: str | Path) -> Episode:
+    """The demo the episodes of the dataset ``where`` offer when none is named: the first successful
+    human-proxy pour (a ``paired`` episode's first views are its human-proxy views)."""
+    for ep in episodes:
+        if ep.meta.get("demonstrator") in ("human", "paired") and ep.meta.get("is_success"):
+            return ep
+    raise UserError(f"{where}: no successful human-proxy episode to use as the demo; pass --demo EPISODE_DIR")

@@ -18,13 +18,13 @@ from tqdm import tqdm
 from .. import UserError, runs
 from ..config import Config, save_config
 from ..data.cache import FrameCache
-from ..data.episodes import Dataset, EpisodeError, load_episode, safe_name
+from ..data.episodes import Dataset, choose_demo, load_demo, safe_name
 from ..envs import ATTRIBUTES
 from ..io import atomic_write_text, write_json
 from ..reward import episode_tcn_rewards
 from ..device import pick_device
 from . import plots
-from .encoders import Encoder, baseline_encoder, checkpoint_encoder
+from ..encoders import Encoder, baseline_encoder, checkpoint_encoder
 from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, embodiment_alignment_error,
                       kendall_tau, linear_probe_error, spearman)
 
@@ -62,17 +62,14 @@ class Evaluation:
         self.fps = float(self.metas[0].get("fps", 20))
 
     def _demo(self, path: str) -> tuple[np.ndarray, str]:
+        """The demo's frames (T, V, H, W, 3) and name: the episode ``path``, or the data's own (``choose_demo``,
+        its human-proxy views)."""
         if path:
-            try:
-                ep = load_episode(path)
-            except EpisodeError as e:
-                raise UserError(f"--demo: {e}") from None
-            return np.stack([ep.read_view(v) for v in range(ep.num_views)], 1), ep.name
-        for i, m in enumerate(self.metas):  # a paired episode's first views are its human-proxy views
-            if m.get("demonstrator") in ("human", "paired") and m.get("is_success"):
-                human = [v for v, e in enumerate(m.get("view_embodiments", ["human"] * self.cache.arrays[i].shape[1])) if e == "human"]
-                return self.cache.arrays[i][:, human], self.cache.episodes[i].name
-        raise UserError("no successful human-proxy episode in the data to use as the demo; pass --demo EPISODE_DIR")
+            return load_demo(path), Path(path).name
+        ep = choose_demo(self.cache.episodes, self.cache.dataset_root)
+        i = self.cache.episodes.index(ep)
+        human = [v for v, e in enumerate(ep.meta.get("view_embodiments", ["human"] * ep.num_views)) if e == "human"]
+        return self.cache.arrays[i][:, human], ep.name
 
     def reference_frames(self, count: int = 2048) -> np.ndarray:
         """Up to ``count`` frames spread over every episode and view of the data (a baseline's statistics)."""

@@ -16,13 +16,13 @@ from ..runs import check_file_output
 from ..models import embed_episode
 
 
-MARK = "_tcn_robot_embed"  # the npz entry that says which checkpoint made the file
+EMBED_ENTRY = "_tcn_robot_embed"  # the npz entry that says which checkpoint made the file
 
 
 def _made_by_embed(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as z:
-            return MARK in z.files
+            return EMBED_ENTRY in z.files
     except (OSError, ValueError):
         return False
 
@@ -39,6 +39,6 @@ def embed_dataset(checkpoint: str | Path, data: str | Path, out: str | Path, dev
     arrays = {ep.name: embed_episode(net, arr).astype(np.float32)
               for ep, arr in tqdm(zip(cache.episodes, cache.arrays), total=len(cache), desc="embed", unit="episode")}
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays, **{MARK: np.array(str(Path(checkpoint).resolve()))})
+    np.savez_compressed(buf, **arrays, **{EMBED_ENTRY: np.array(str(Path(checkpoint).resolve()))})
     atomic_write_bytes(out, buf.getvalue())
     return len(arrays)

@@ -26,7 +26,7 @@ from ..device import bf16_autocast, pick_device
 from ..io import write_json
 from ..models import EmbeddingNet
 from ..processes import StopRequest
-from ..runs import METRICS, TENSORBOARD, checkpoint
+from ..runs import BEST_WEIGHTS, LAST_WEIGHTS, METRICS, TENSORBOARD, checkpoint
 from .method import Method, Objective
 
 
@@ -131,7 +131,7 @@ class Engine:
         state ``restore`` loaded; returns the final metrics. Ctrl-C or SIGTERM stops between two steps
         after saving ``last.pt`` (then raises ``KeyboardInterrupt``)."""
         total = steps if steps is not None else self.cfg.steps
-        last = checkpoint(self.run, "last.pt")
+        last = checkpoint(self.run, LAST_WEIGHTS)
         self.started = self.saved_at = time.perf_counter()
         if not resumed:
             torch.manual_seed(self.cfg.seed + self.rank)
@@ -186,7 +186,7 @@ class Engine:
                     minutes = self.cfg.checkpoint_minutes
                     if (self.step % self.cfg.checkpoint_every == 0 or self.step == total or stop.requested
                             or (minutes and time.perf_counter() - self.saved_at > 60 * minutes)):
-                        self._save("last.pt")
+                        self._save(LAST_WEIGHTS)
                         distributed.barrier()
                     if stop.requested:
                         raise KeyboardInterrupt
@@ -226,5 +226,5 @@ class Engine:
                     writer.add_scalar(f"val/{k}", v, self.step)
         if key is not None and figures[key] < self.best:
             self.best = figures[key]
-            self._save("best.pt")
+            self._save(BEST_WEIGHTS)
         distributed.barrier()

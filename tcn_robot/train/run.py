@@ -61,7 +61,7 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
         trained_on = runs.output_inputs(out).get("data")
         if trained_on and trained_on != str(data):
             raise UserError(f"{out}: was trained on {trained_on}; resuming it cannot switch to --data {data}")
-        if runs.checkpoint(out, "last.pt").is_file():
+        if runs.checkpoint(out, runs.LAST_WEIGHTS).is_file():
             changes = resume_changes(out, cfg, kind)
         elif not (out / runs.CONFIG).is_file():
             raise UserError(f"--resume: {out} stopped before it saved its config; run the original command again with --overwrite")
@@ -83,9 +83,9 @@ def train(cfg: Config, data: str | Path, out: str | Path, kind: str = "pretrain"
 
     engine = Engine(out, cfg.train, net, method, source, validate if val else None,
                     extra={"config": to_yaml(cfg), "data": str(data)})
-    resumed = mode == "resume" and runs.checkpoint(out, "last.pt").is_file()
+    resumed = mode == "resume" and runs.checkpoint(out, runs.LAST_WEIGHTS).is_file()
     if resumed:
-        engine.restore(runs.checkpoint(out, "last.pt"))
+        engine.restore(runs.checkpoint(out, runs.LAST_WEIGHTS))
     if distributed.is_main():
         runs.claim_output(out, kind, mode, inputs={"data": str(data)})
         if changes:

@@ -111,20 +111,13 @@ class TCNMethod(Method):
             cand_ep = torch.cat([ep, ep])
         rows = (anchor, cand, label, cand_label, torch.stack([ep, t], 1), torch.stack([cand_ep, cand_t], 1))
         if self.gathers:
-            return self._loss(*rows)
-        return torch.stack([self._loss(*self._select(rows, ep == e, cand_ep == e)) for e in torch.unique(ep)]).mean()
+            return self.fn.contrast(*rows)
+        return torch.stack([self.fn.contrast(*self._select(rows, ep == e, cand_ep == e)) for e in torch.unique(ep)]).mean()
 
     @staticmethod
     def _select(rows, a_mask, c_mask):
         anchor, cand, label, cand_label, a_ids, c_ids = rows
         return anchor[a_mask], cand[c_mask], label[a_mask], cand_label[c_mask], a_ids[a_mask], c_ids[c_mask]
-
-    def _loss(self, anchor, cand, label, cand_label, a_ids, c_ids) -> torch.Tensor:
-        if self.cfg.loss in ("triplet", "lifted"):
-            return self.fn(torch.cat([anchor, cand]), torch.cat([label, cand_label]))
-        if self.cfg.loss == "npairs":
-            return self.fn(anchor, cand, label, cand_label)
-        return self.fn(anchor, cand, label, cand_label, a_ids, c_ids)
 
 
 def train_tcn(cfg: Config, data: str | Path, out: str | Path, resume: bool = False, overwrite: bool = False,

@@ -1,4 +1,5 @@
-"""What ``evaluate`` can measure: a trained checkpoint, or a baseline with no training."""
+"""Frame encoders: what turns video frames into embeddings for the reward, RL and evaluation alike, from
+a trained checkpoint or a baseline with no training."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +8,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import UserError
-from ..checkpoint import load_embedder
-from ..runs import checkpoint_spec
-from ..config import ModelConfig
-from ..methods import BASELINES
-from ..models import EmbeddingNet
+from . import UserError
+from .checkpoint import load_embedder
+from .config import ModelConfig
+from .methods import BASELINES
+from .models import EmbeddingNet
+from .runs import checkpoint_spec
 
 
 class Encoder:

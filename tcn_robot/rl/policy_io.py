@@ -24,8 +24,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from . import UserError
-from .io import AtomicFile
+from .. import UserError
+from ..io import AtomicFile
 
 NORMALIZATION = "vecnormalize.json"  # entries of the policy zip beside SB3's own
 REPLAY = "replay.json"  # the replay buffer's position; its arrays are the entries replay/{name}.npy
