@@ -83,6 +83,7 @@ class RewardConfig:
     b: float = 0.5
     g: float = 1e-3
     window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
+    temperature: float = 1.0  # orca: match probability exp(-cosine distance / temperature) (ORCA's default 1)
 
 
 @dataclass
@@ -158,7 +159,7 @@ class RLSection:
     """``tcn-robot train-rl``: the policy, its reward, budget and evaluation."""
 
     algo: str = "ppo"  # ppo | sac
-    reward: str = "env"  # env (the ground-truth dense reward) | tcn (the paper's) | goal (XIRL)
+    reward: str = "env"  # env (the ground-truth dense reward) | tcn (the paper's) | goal (XIRL) | orca (ordered coverage)
     encoder: str = ""  # tcn/goal: a checkpoint path, or the baselines random | pixels
     demo: str = ""  # tcn/goal: the demonstration episode folder
     demo_view: int = 0  # the demo's camera (the agent sees env.agent_view)
@@ -261,7 +262,7 @@ SEED = (0, 2**31 - 1)
 COUNT = (1, 10**9)
 CHOICES = {
     "model.encoder": ("small", "resnet18"), "train.device": ("auto", "cpu", "cuda", "mps"), "train.method": tuple(METHODS),
-    "train.select_best": ("alignment_error", "pretext_error"), "train.schedule": ("constant", "cosine"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal"),
+    "train.select_best": ("alignment_error", "pretext_error"), "train.schedule": ("constant", "cosine"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal", "orca"),
     **{f"{spec.section}.{key}": allowed for spec in METHODS.values() for key, allowed in spec.choices.items()},
 }
 RANGES = {
@@ -274,7 +275,7 @@ RANGES = {
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
               "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},
-    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6)},
+    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6), "temperature": (1e-4, 1e4)},
     "rl": {"demo_view": (0, 63), "steps": COUNT, "n_envs": (1, 256), "seed": SEED, "eval_every": COUNT, "eval_episodes": (1, 10**6)},
     "rl.ppo": {"n_steps": (2, 10**7), "batch_size": (2, 10**7), "n_epochs": (1, 10**4), "learning_rate": (1e-12, 1.0),
                "gamma": (0.0, 1.0), "gae_lambda": (0.0, 1.0), "ent_coef": (0.0, 1e3), "clip_range": (1e-6, 10.0),

@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from .config import RewardConfig
 
-LEARNED = ("tcn", "goal")  # the learned rewards (rl.reward also takes "env", the ground truth)
+LEARNED = ("tcn", "goal", "orca")  # the learned rewards (rl.reward also takes "env", the ground truth)
 
 
 def demo_index(t, episode_steps: int, demo_frames: int):
@@ -59,13 +59,13 @@ def episode_tcn_rewards(episode_emb, demo_emb, cfg: RewardConfig) -> np.ndarray:
 
 class Score:
     """A reward of frame embeddings: ``score(embeddings (N, D), steps (N,)) -> rewards (N,)``, the frames
-    at steps ``steps`` of N episodes (step 0 is the frame after reset). ``restart(index)`` tells a
-    score that keeps a history that those episodes started again."""
+    at steps ``steps`` (1, 2, ...) of N episodes. ``restart(index (k,), embeddings (k, D))`` tells a score
+    that keeps a history that those episodes started again, with these reset frames (step 0)."""
 
     def __call__(self, embeddings: np.ndarray, steps: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def restart(self, index: np.ndarray) -> None:
+    def restart(self, index: np.ndarray, embeddings: np.ndarray) -> None:
         pass
 
 
@@ -91,13 +91,74 @@ class GoalDistance(Score):
         return goal_reward(embeddings, self.goal, self.scale).numpy()
 
 
+def cosine_distances(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """1 - cos(w_n, v_j): (N, D) and (T_d, D) -> (N, T_d)."""
+    w = np.asarray(w, dtype=np.float64)
+    v = np.asarray(v, dtype=np.float64)
+    w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return 1.0 - w @ v.T
+
+
+def coverage_row(previous: np.ndarray | None, p: np.ndarray) -> np.ndarray:
+    """One row of ORCA's ordered coverage (Huey et al. 2025, ``compute_orca_reward``): the probability,
+    for each demo frame j, that the frames so far cover demo frames 0..j in order. ``p`` (N, T_d) are the
+    match probabilities of the N current frames, ``previous`` the rows of the frames before (None for
+    an episode's first frame). cov[t, 0] = max(cov[t-1, 0], p_0); cov[t, j] = max(cov[t-1, j],
+    cov[t, j-1] p_j) for 0 < j < T_d - 1; the last column is not kept over time: cov[t, -1] = cov[t, -2] p_-1."""
+    row = np.empty_like(p)
+    last = p.shape[1] - 1
+    row[:, 0] = p[:, 0] if previous is None else np.maximum(previous[:, 0], p[:, 0])
+    for j in range(1, last):
+        step = row[:, j - 1] * p[:, j]
+        row[:, j] = step if previous is None else np.maximum(previous[:, j], step)
+    if last > 0:
+        row[:, last] = row[:, last - 1] * p[:, last]
+    return row
+
+
+class OrderedCoverage(Score):
+    """ORCA's reward (Huey et al. 2025, "Imitation Learning from a Single Temporally Misaligned Video"):
+    the probability that the episode so far has covered every demo frame in order and now matches the
+    last, ``cov[t, T_d - 1]`` in [0, 1], with match probabilities exp(-cosine distance / temperature).
+    A pour at any pace covers the demo; a pour that stops short of it, or out of order, does not.
+    Online: each env's coverage row is updated with its frame at every step (its reset frame first)."""
+
+    def __init__(self, demo: np.ndarray, temperature: float) -> None:
+        self.demo, self.temperature = np.asarray(demo, dtype=np.float64), temperature
+        self.rows: np.ndarray | None = None  # (N, T_d) coverage of each env's episode so far
+
+    def match(self, embeddings: np.ndarray) -> np.ndarray:
+        return np.exp(-cosine_distances(embeddings, self.demo) / self.temperature)
+
+    def restart(self, index, embeddings):
+        index = np.asarray(index)
+        if self.rows is None:  # the first restart is every env's
+            self.rows = np.zeros((int(index.max()) + 1, len(self.demo)))
+        self.rows[index] = coverage_row(None, self.match(embeddings))
+
+    def __call__(self, embeddings, steps):
+        self.rows = coverage_row(self.rows, self.match(embeddings))
+        return self.rows[:, -1].copy()
+
+
 def make_score(kind: str, demo: np.ndarray, cfg: RewardConfig, episode_steps: int) -> Score:
     """The score of ``rl.reward`` ``kind`` (one of ``LEARNED``) against the demo embeddings (T_d, D)."""
     if kind == "tcn":
         return TimeIndexed(demo, cfg, episode_steps)
     if kind == "goal":
         return GoalDistance(demo)
+    if kind == "orca":
+        return OrderedCoverage(demo, cfg.temperature)
     raise ValueError(f"a learned reward is one of {', '.join(LEARNED)}, got {kind!r}")
+
+
+def episode_rewards(kind: str, episode: np.ndarray, demo: np.ndarray, cfg: RewardConfig) -> np.ndarray:
+    """The reward of every step of one episode (its embeddings (T + 1, D), the reset frame first) under
+    ``kind``: (T,), the reward of the frames after each step, as the vec-env wrapper gives them."""
+    score = make_score(kind, demo, cfg, len(episode) - 1)
+    score.restart(np.zeros(1, int), episode[:1])
+    return np.array([score(episode[t : t + 1], np.array([t]))[0] for t in range(1, len(episode))])
 
 
 class LearnedRewardVecEnv(VecEnvWrapper):
@@ -130,7 +191,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         self.reset_infos = self.venv.reset_infos
         every = np.arange(self.num_envs)
         emb = self.streams.restart(every, np.stack([info["frame"] for info in self.reset_infos]))
-        self.score.restart(every)
+        self.score.restart(every, emb)
         for i, info in enumerate(self.reset_infos):
             info["embedding"] = emb[i]
         return obs
@@ -148,7 +209,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         done = np.flatnonzero(dones)
         if len(done):  # the new episodes' first frames
             restarted = self.streams.restart(done, np.stack([self.reset_infos[i]["frame"] for i in done]))
-            self.score.restart(done)
+            self.score.restart(done, restarted)
             for k, i in enumerate(done):
                 self.reset_infos[i]["embedding"] = restarted[k]
         self.t[dones] = 0

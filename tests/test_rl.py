@@ -50,28 +50,54 @@ def actions(n_envs, steps, seed=0):
     return np.random.default_rng(seed).uniform(-1, 1, size=(steps, n_envs, 3)).astype(np.float32)
 
 
+def naive_orca(frames_emb: np.ndarray, demo: np.ndarray, temperature: float = 1.0) -> float:
+    """ORCA's reward of the last frame, from scratch: the whole coverage matrix of the episode so far
+    (frames_emb (t + 1, D), the reset frame first), element by element, as ORCA's compute_orca_reward."""
+    def cosdist(a, b):
+        return 1 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+
+    P = [[np.exp(-cosdist(w, v) / temperature) for v in demo] for w in frames_emb]
+    T, Td = len(P), len(demo)
+    cov = [[0.0] * Td for _ in range(T)]
+    cov[0][0] = P[0][0]
+    for i in range(1, T):
+        cov[i][0] = max(cov[i - 1][0], P[i][0])
+    for j in range(1, Td):
+        cov[0][j] = cov[0][j - 1] * P[0][j]
+    for i in range(1, T):
+        for j in range(1, Td - 1):
+            cov[i][j] = max(cov[i - 1][j], cov[i][j - 1] * P[i][j])
+        cov[i][Td - 1] = cov[i][Td - 2] * P[i][Td - 1]
+    return cov[T - 1][Td - 1]
+
+
 def per_env_rewards(enc, demo, kind, seed, acts):
     """The reward of one env computed alone: step, render the agent view, embed, score."""
     env = PourEnv(make_pour_config(**ENV))
     env.reset(seed=seed)
+    seen = [enc(env.world.render([env.cfg.agent_view])[0][None])[0]]
     out, t = [], 0
     for a in acts:
         _, _, term, trunc, _ = env.step(a)
         t += 1
         w = enc(env.world.render([env.cfg.agent_view])[0][None])
+        seen.append(w[0])
         if kind == "tcn":  # the best over the demo frames within the window around the matched one
             i = int(demo_index(t, STEPS + 1, len(demo)))
             near = range(max(0, i - RCFG.window), min(len(demo), i + RCFG.window + 1))
             out.append(max(float(tcn_reward(w, demo[j]).numpy()[0]) for j in near))
+        elif kind == "orca":
+            out.append(naive_orca(np.array(seen), demo))
         else:
             out.append(float(goal_reward(w, demo[-1], np.linalg.norm(demo[0] - demo[-1])).numpy()[0]))
         if term or trunc:
             env.reset()
+            seen = [enc(env.world.render([env.cfg.agent_view])[0][None])[0]]
             t = 0
     return np.array(out, np.float32)
 
 
-@pytest.mark.parametrize("kind", ["tcn", "goal"])
+@pytest.mark.parametrize("kind", ["tcn", "goal", "orca"])
 def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     enc, demo = parts
     acts = actions(3, 2 * STEPS + 2)
@@ -385,3 +411,23 @@ def test_the_learned_reward_works_on_a_gymnasium_env_from_outside_the_project(ma
     model = PPO("MlpPolicy", venv, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu")
     model.learn(32)
     assert model.num_timesteps == 32
+
+
+@pytest.mark.parametrize("kind", ["tcn", "goal", "orca"])
+def test_an_episodes_rewards_computed_at_once_equal_the_wrappers(parts, kind):
+    """``reward.episode_rewards`` (evaluation's reading of a recorded episode) gives the rewards the
+    vec-env wrapper gives step by step."""
+    from tcn_robot.reward import episode_rewards
+
+    enc, demo = parts
+    acts = actions(1, STEPS, seed=4)
+    venv = rewarded(1, enc, demo, kind)
+    venv.seed(9)
+    venv.reset()
+    frames = [venv.venv.envs[0].unwrapped.render()]
+    got = []
+    for a in acts:
+        _, r, _, infos = venv.step(a)
+        got.append(r[0])
+        frames.append(infos[0]["frame"])
+    assert np.allclose(episode_rewards(kind, enc(np.stack(frames)), demo, RCFG), got, atol=1e-5)

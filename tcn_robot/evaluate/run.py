@@ -13,18 +13,20 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from .. import UserError, runs
 from ..config import Config, save_config
 from ..data.cache import FrameCache
-from ..data.episodes import Dataset, choose_demo, load_demo, safe_name
-from ..envs import ATTRIBUTES
-from ..io import atomic_write_text, write_json
-from ..reward import episode_tcn_rewards
+from ..data.episodes import Dataset, choose_demo, load_demo, read_manifest, safe_name
 from ..device import pick_device
-from . import plots
 from ..encoders import Encoder, baseline_encoder, checkpoint_encoder
+from ..envs import ATTRIBUTES, PourConfig
+from ..io import atomic_write_text, write_json
+from ..reward import LEARNED, episode_rewards, episode_tcn_rewards
+from . import plots
+from .probes import PROBES, Probe, probe_ranking, run_probes
 from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, embodiment_alignment_error,
                       kendall_tau, linear_probe_error, spearman)
 
@@ -53,14 +55,34 @@ class Evaluation:
     def __init__(self, cfg: Config, data: str | Path, cache_dir: str | Path | None = None) -> None:
         self.cfg = cfg.evaluate
         self.reward = cfg.reward
-        self.cache = FrameCache(Dataset.open(data), cache_dir=cache_dir, progress=False)
+        dataset = Dataset.open(data)
+        self.cache = FrameCache(dataset, cache_dir=cache_dir, progress=False)
+        self.world = dataset.manifest.get("settings", {}).get("env")  # the world the data was recorded in
         self.metas = [ep.meta for ep in self.cache.episodes]
         self.states = [ep.states() for ep in self.cache.episodes]
         self.labels = [self.cache.labels(i) for i in range(len(self.cache))]
         self.views = min(a.shape[1] for a in self.cache.arrays)
         self.demo_frames, self.demo_name = self._demo(cfg.evaluate.demo)
         self.fps = float(self.metas[0].get("fps", 20))
+        self.probes, self.probes_missing = self._probes(cfg)
 
+    def _probes(self, cfg: Config) -> tuple[list[Probe], str | None]:
+        """The scripted probes in the demo's scene, in the world the held-out data was recorded in (its
+        manifest's settings); none, with the reason, for a demo without states and scene seed."""
+        path = Path(cfg.evaluate.demo or self.cache.dataset_root / self.demo_name)
+        try:
+            demo_world = read_manifest(path.parent).get("settings", {}).get("env")
+        except UserError:  # a demo outside any dataset
+            demo_world = None
+        world = demo_world or self.world
+        try:
+            env = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PourConfig), world)) if isinstance(world, dict) else cfg.env
+        except Exception as e:  # a manifest whose world this tcn-robot cannot build
+            return [], f"the demo's world cannot be rebuilt ({type(e).__name__})"
+        try:
+            return run_probes(env, path), None
+        except UserError as e:
+            return [], str(e)
     def _demo(self, path: str) -> tuple[np.ndarray, str]:
         """The demo's frames (T, V, H, W, 3) and name: the episode ``path``, or the data's own (``choose_demo``,
         its human-proxy views)."""
@@ -91,6 +113,7 @@ class Evaluation:
         m.update(self._classification(embs))
         m.update(self._alignment_pairs(embs))
         m.update(self._reward_quality(embs, demo, names))
+        m["reward_kinds"] = self._reward_kinds(enc, embs, demo, names)
         m["plots"] = self._plots(enc, embs, demo, names, folder)
         return m
 
@@ -170,6 +193,28 @@ class Evaluation:
                 "mean_return": by_group,
                 "success_above_failed_above_random": _ordered(by_group, ("successful", "failed", "random")),
             }
+        return out
+
+    def _reward_kinds(self, enc: Encoder, embs: list[np.ndarray], demo: np.ndarray, names: list[str]) -> dict:
+        """Every learned reward against the demo (its agent view), without RL: the rank correlation of the
+        held-out episodes' returns with the fraction they poured, and the returns of the scripted probes
+        (``probes.py``): does every pour, at any pace, score above every non-pour?"""
+        agent = self.cfg.agent_view
+        idx = [i for i, s in enumerate(self.states) if s is not None and names[i] != self.demo_name]
+        finals = np.array([self.states[i]["fraction_in_bowl"][-1] for i in idx])
+        probe_embs = {p.name: enc(p.frames) for p in self.probes}
+        out = {}
+        for kind in LEARNED:
+            returns = [float(episode_rewards(kind, embs[i][agent], demo[agent], self.reward).sum()) for i in idx]
+            figures = {"spearman_return_vs_poured": spearman(returns, finals) if len(idx) >= 3 and np.ptp(finals) > 0 else None}
+            if self.probes:
+                figures.update(probe_ranking({name: float(episode_rewards(kind, e, demo[agent], self.reward).sum())
+                                              for name, e in probe_embs.items()}))
+            out[kind] = figures
+        if not self.probes:
+            out["probes_missing"] = self.probes_missing
+        else:
+            out["probe_fraction_in_bowl"] = {p.name: p.fraction_in_bowl for p in self.probes}
         return out
 
     def _groups(self, idx: list[int]) -> dict[str, np.ndarray]:
@@ -283,6 +328,17 @@ def report(results: dict, ev: Evaluation, data) -> str:
     for name, m in results.items():
         p = m.get("classification_error_same_view_per_attribute", {})
         per.append(f"| {name} | " + " | ".join(_f(p.get(a)) for a in ATTRIBUTES) + " |")
+    kinds = ["| encoder | reward | Spearman of return vs poured | every pour above every non-pour | margin | "
+             + " | ".join(PROBES) + " |", "| --- | --- | ---: | :---: | ---: |" + " ---: |" * len(PROBES)]
+    for name, m in results.items():
+        for kind in LEARNED:
+            k = m["reward_kinds"][kind]
+            returns = k.get("probe_returns", {})
+            kinds.append(f"| {name} | {kind} | {_f(k['spearman_return_vs_poured'], False)} | {_yes_no(k.get('pours_above_others'))} "
+                         f"| {_f(k.get('margin'), False)} | " + " | ".join(_f(returns.get(p), False) for p in PROBES) + " |")
+    first = next(iter(results.values()))["reward_kinds"]
+    probes_note = (f"The probes could not run: {first['probes_missing']}." if "probes_missing" in first else
+                   "Fraction in the bowl of each probe: " + ", ".join(f"{p} {v:.2f}" for p, v in first["probe_fraction_in_bowl"].items()) + ".")
     figs = []
     for name, m in results.items():
         links = " · ".join(f"[{k}]({v})" for k, v in m["plots"].items())
@@ -297,5 +353,12 @@ def report(results: dict, ev: Evaluation, data) -> str:
         "(higher is better). Reward Spearman: rank correlation of an episode's mean TCN reward against the "
         "demo with the fraction finally poured; mean reward per step of successful human-proxy pours, successful "
         "robot pours and random exploration (the agent view against the demo).", "",
-        *rows, "", "Classification error per attribute (same view, %):", "", *per, "", "Figures:", "", *figs, "",
+        *rows, "", "Classification error per attribute (same view, %):", "", *per, "",
+        "## Every learned reward without RL", "",
+        "Spearman: the held-out episodes' returns (agent view against the demo) against the fraction each poured. "
+        "Probes: the robot replays the demo's cup path in the demo's scene at its pace, 0.7x and 1.4x as fast and "
+        "started at once (pours), and carries the cup upright along it, pours past the bowl, spills short of it "
+        "or stands still; their returns, and whether every pour scores above every other probe (margin: lowest "
+        "pour minus highest other, over the spread of all returns).", "", *kinds, "", probes_note, "",
+        "Figures:", "", *figs, "",
     ])
