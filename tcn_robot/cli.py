@@ -97,7 +97,7 @@ def _resumed(args: argparse.Namespace) -> Path | None:
 def _pipeline(args: argparse.Namespace) -> None:
     if args.seed is not None:  # one seed for the whole chain: --seed 0 is the packaged default
         args.overrides = [f"{key}={args.seed}" for key in ("pipeline.seed", "record.seed", "train.seed", "rl.seed")] + [
-            f"pipeline.heldout_seed={HELDOUT_SEED + args.seed}", *args.overrides]
+            f"record.heldout_seed={HELDOUT_SEED + args.seed}", *args.overrides]
     cfg = _config(args, resumes=_resumed(args))
     _precheck(args, "pipeline")
     from .pipeline import run_pipeline
@@ -106,13 +106,16 @@ def _pipeline(args: argparse.Namespace) -> None:
 
 
 def _record(args: argparse.Namespace) -> None:
-    cfg = _config(args, {"episodes": "record.episodes", "views": "record.views", "image_size": "record.image_size",
-                         "seed": "record.seed", "demonstrator": "record.demonstrators", "workers": "record.workers"})
+    held = "heldout_" if args.heldout else ""  # --heldout: the flags set the held-out set's keys
+    cfg = _config(args, {"episodes": f"record.{held}episodes", "views": "record.views", "image_size": "record.image_size",
+                         "seed": f"record.{held}seed", "demonstrator": f"record.{held}demonstrators", "workers": "record.workers"})
     _precheck(args, "record")
     from .data.record import record_dataset
 
     r = cfg.record
-    s = record_dataset(cfg.env, args.out, r.episodes, r.views, r.image_size, r.seed, r.demonstrators, args.shard, r.workers,
+    episodes, seed, mix = ((r.heldout_episodes, r.heldout_seed, r.heldout_demonstrators or r.demonstrators) if args.heldout
+                           else (r.episodes, r.seed, r.demonstrators))
+    s = record_dataset(cfg.env, args.out, episodes, r.views, r.image_size, seed, mix, args.shard, r.workers,
                        overwrite=args.overwrite, config=cfg)
     rates = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["success_rate"].items()))
     print(f"record: {s['episodes']} episodes in {args.out} ({s['recorded_now']} now, {s['frames_recorded_now']} frames, "
@@ -247,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demonstrator", metavar="MIX", help="record.demonstrators, e.g. human=0.5,robot=0.25,random=0.25")
     p.add_argument("--workers", type=int, help="record.workers: parallel processes")
     p.add_argument("--shard", default="0/1", metavar="i/N", help="record only the i-th of N disjoint parts")
+    p.add_argument("--heldout", action="store_true",
+                   help="record the config's held-out set (record.heldout_episodes, heldout_seed, heldout_demonstrators)")
     _add_overwrite(p, "recording")
     _add_common(p)
     p.set_defaults(func=_record)

@@ -92,8 +92,6 @@ class PipelineSection:
 
     seed: int = 0  # seed of the human-proxy demonstration video
     video_size: int = 128  # image size of the demonstration video
-    heldout_episodes: int = 6  # recorded with heldout_seed: evaluation data and the demo to imitate
-    heldout_seed: int = HELDOUT_SEED
     replay_episodes: int = 2
 
 
@@ -107,6 +105,10 @@ class RecordSection:
     seed: int = 0
     demonstrators: str = "paired=0.5,human=0.2,robot=0.15,random=0.15"  # proportions of each demonstrator
     workers: int = 1
+    # the held-out set (`record --heldout`, and the pipeline's): evaluation data and the demos to imitate
+    heldout_episodes: int = 6
+    heldout_seed: int = HELDOUT_SEED
+    heldout_demonstrators: str = ""  # empty: the training mix
 
 
 @dataclass
@@ -266,8 +268,9 @@ CHOICES = {
     **{f"{spec.section}.{key}": allowed for spec in METHODS.values() for key, allowed in spec.choices.items()},
 }
 RANGES = {
-    "pipeline": {"seed": SEED, "video_size": (8, 1024), "heldout_episodes": (1, 10**6), "heldout_seed": SEED, "replay_episodes": (1, 10**4)},
-    "record": {"episodes": (1, 10**7), "views": (1, 16), "image_size": (16, 1024), "seed": SEED, "workers": (1, 256)},
+    "pipeline": {"seed": SEED, "video_size": (8, 1024), "replay_episodes": (1, 10**4)},
+    "record": {"episodes": (1, 10**7), "views": (1, 16), "image_size": (16, 1024), "seed": SEED, "workers": (1, 256),
+               "heldout_episodes": (1, 10**6), "heldout_seed": SEED},
     "model": {"image_size": (8, 1024), "width": (1, 1024), "head_channels": (1, 4096), "hidden": (1, 65536), "embedding_dim": (1, 4096),
               "context": (1, 256), "context_stride": (1, 256)},
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
@@ -315,6 +318,8 @@ def validate(cfg: Config) -> None:
     if not cfg.rl.ppo.net_arch or not cfg.rl.sac.net_arch:
         raise ValueError("rl.ppo.net_arch and rl.sac.net_arch need at least one layer")
     parse_mix(cfg.record.demonstrators)
+    if cfg.record.heldout_demonstrators:
+        parse_mix(cfg.record.heldout_demonstrators)
 
 
 def check_model(model: ModelConfig) -> None:

@@ -61,8 +61,8 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
                                            workers=r.workers)
 
     with stage("record held-out episodes"):
-        metrics["record_heldout"] = record_dataset(cfg.env, where["heldout"], p.heldout_episodes, r.views, r.image_size,
-                                                   p.heldout_seed, r.demonstrators, workers=r.workers)
+        metrics["record_heldout"] = record_dataset(cfg.env, where["heldout"], r.heldout_episodes, r.views, r.image_size,
+                                                   r.heldout_seed, r.heldout_demonstrators or r.demonstrators, workers=r.workers)
 
     with stage("train the TCN"):
         metrics["train_tcn"] = _resumable(where["tcn"], cfg.train.steps, runs.LAST_WEIGHTS,

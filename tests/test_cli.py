@@ -71,7 +71,7 @@ def test_pipeline_seed_sets_the_seed_of_every_stage(tmp_path, monkeypatch):
     assert main(["pipeline", "--out", str(tmp_path / "b")]) == 0
     seeded, default = seen
     assert (seeded.pipeline.seed, seeded.record.seed, seeded.train.seed, seeded.rl.seed) == (3, 3, 3, 7)  # an override wins
-    assert seeded.pipeline.heldout_seed == default.pipeline.heldout_seed + 3
+    assert seeded.record.heldout_seed == default.record.heldout_seed + 3
     assert (default.pipeline.seed, default.record.seed, default.train.seed, default.rl.seed) == (0, 0, 0, 0)
 
 
@@ -167,3 +167,13 @@ def test_what_is_neither_a_flag_nor_an_override_is_an_argparse_error(argv, capsy
     with pytest.raises(SystemExit) as e:
         parse(argv)
     assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_record_heldout_records_the_configs_held_out_set(tmp_path):
+    """`record --heldout` takes the held-out keys of the config (its flags set them), not the training set's."""
+    out = tmp_path / "heldout"
+    assert main(["record", "--config", "smoke", "--out", str(out), "--heldout", "--seed", "7", "env.episode_steps=10",
+                 "record.heldout_demonstrators=human=1"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["seed"] == 7 and manifest["settings"]["demonstrators"] == {"human": 1.0}
+    assert len(manifest["episodes"]) == load_config("smoke").record.heldout_episodes

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tcn_robot.config import ModelConfig, load_config
-from tcn_robot.data.datasets import linear_gap, motion, order_tuple, window_starts
+from tcn_robot.pretext.cvrl import linear_gap
+from tcn_robot.pretext.shuffle_learn import motion, order_tuple, window_starts
 from tcn_robot.methods import method_class
 from tcn_robot.models import EmbeddingNet
 from tcn_robot.pretext.cpc import prediction_targets

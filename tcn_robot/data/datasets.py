@@ -1,4 +1,4 @@
-"""Torch datasets over the frame cache for every training stage.
+"""Torch datasets over the frame cache shared by the training methods (a method's own sampler lives beside it).
 
 Frames come out as uint8 tensors (..., H, W, 3); conversion to float, normalization and
 augmentation happen batched on the training device (see ``data/augment.py``).
@@ -20,7 +20,7 @@ def _rank_share(n: int, rank: int, world_size: int) -> list[int]:
     return share or list(range(n))
 
 
-class _Batches(IterableDataset):
+class Batches(IterableDataset):
     """Endless batches drawn from the episodes of one rank; seeded per (seed, rank, worker)."""
 
     def __init__(self, cache: FrameCache, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
@@ -64,7 +64,7 @@ class _Batches(IterableDataset):
         raise NotImplementedError
 
 
-class MultiViewTCNBatches(_Batches):
+class MultiViewTCNBatches(Batches):
     """Multi-view TCN batches (Sermanet et al. 2017, Sec. III-A).
 
     Each batch takes ``sequences`` episodes (without replacement when there are enough) and
@@ -117,7 +117,7 @@ class MultiViewTCNBatches(_Batches):
         return out
 
 
-class SingleViewTCNBatches(_Batches):
+class SingleViewTCNBatches(Batches):
     """Single-view TCN triplets (Sermanet et al. 2017, Sec. III-B): from one view of one episode,
     a positive within ``pos_radius`` frames of the anchor (not the anchor itself) and a negative
     at least ``neg_radius`` frames away.
@@ -173,7 +173,7 @@ class SingleViewTCNBatches(_Batches):
         return batch
 
 
-class FrameBatches(_Batches):
+class FrameBatches(Batches):
     """Single frames for the image pretext methods: ``batch_size`` (episode, time, view) triples
     drawn uniformly from the frames of one rank's episodes.
 
@@ -203,143 +203,7 @@ class FrameBatches(_Batches):
         return {"frames": torch.from_numpy(np.stack(frames)), **{k: torch.tensor(v, dtype=torch.int64) for k, v in out.items()}}
 
 
-def linear_gap(max_gap: int, rng: np.random.Generator, size=None):
-    """Gaps in 0..max_gap drawn with probability proportional to max_gap + 1 - gap: a linearly
-    decreasing density, so that nearby clips are the likeliest pairs (CVRL, Qian et al. 2020)."""
-    gaps = np.arange(max_gap + 1)
-    weights = (max_gap + 1 - gaps).astype(float)
-    return rng.choice(gaps, size=size, p=weights / weights.sum())
-
-
-def clip_pair_starts(frames: int, span: int, max_gap: int, rng: np.random.Generator) -> list[int]:
-    """The starts of CVRL's two clips of ``span`` frames in a video of ``frames`` frames, the gap between
-    them drawn by ``linear_gap`` (up to ``max_gap``; 0: as far as the video allows), in random order."""
-    room = frames - span  # the latest start of a clip
-    gap = int(linear_gap(min(room, max_gap) if max_gap else room, rng))
-    first = int(rng.integers(room - gap + 1))
-    return [first, first + gap] if rng.random() < 0.5 else [first + gap, first]
-
-
-class ClipPairBatches(_Batches):
-    """CVRL's pairs: two clips of ``length`` frames ``stride`` apart from one view of one episode, the
-    starts drawn by ``clip_pair_starts``.
-
-    Yields: clips (B, 2, length, H, W, 3) uint8; episode, view, start (B, 2) int64 (start of each clip).
-    """
-
-    def __init__(self, cache: FrameCache, batch_size: int, length: int, stride: int, max_gap: int = 0,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(cache, seed, rank, world_size)
-        self.batch_size, self.length, self.stride, self.max_gap = batch_size, length, stride, max_gap
-        self.span = (length - 1) * stride + 1
-        short = [cache.episodes[i].name for i in self.episodes if cache.arrays[i].shape[0] < self.span]
-        if short:
-            raise UserError(f"{cache.dataset_root}: episode {short[0]} is shorter than one clip ({self.span} frames)")
-
-    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        clips, eps, views, starts = [], [], [], []
-        for e in rng.choice(self.episodes, self.batch_size):
-            arr = self.cache.arrays[e]
-            pair = clip_pair_starts(arr.shape[0], self.span, self.max_gap, rng)
-            v = int(rng.integers(arr.shape[1]))
-            clips.append(np.stack([arr[s : s + self.span : self.stride, v] for s in pair]))
-            eps.append([e, e])
-            views.append([v, v])
-            starts.append(pair)
-        return {"clips": torch.from_numpy(np.stack(clips)), "episode": torch.tensor(eps), "view": torch.tensor(views),
-                "start": torch.tensor(starts)}
-
-
-class WindowBatches(_Batches):
-    """CPC's windows: ``length`` frames ``stride`` apart from one view of one episode.
-
-    Yields: windows (B, length, H, W, 3) uint8; episode, view, start (B,) int64.
-    """
-
-    def __init__(self, cache: FrameCache, batch_size: int, length: int, stride: int, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
-        super().__init__(cache, seed, rank, world_size)
-        self.batch_size, self.length, self.stride = batch_size, length, stride
-        self.span = (length - 1) * stride + 1
-        short = [cache.episodes[i].name for i in self.episodes if cache.arrays[i].shape[0] < self.span]
-        if short:
-            raise UserError(f"{cache.dataset_root}: episode {short[0]} is shorter than one window ({self.span} frames)")
-
-    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        out = {k: [] for k in ("windows", "episode", "view", "start")}
-        for e in rng.choice(self.episodes, self.batch_size):
-            arr = self.cache.arrays[e]
-            s, v = int(rng.integers(arr.shape[0] - self.span + 1)), int(rng.integers(arr.shape[1]))
-            for k, x in (("windows", arr[s : s + self.span : self.stride, v]), ("episode", e), ("view", v), ("start", s)):
-                out[k].append(x)
-        return {"windows": torch.from_numpy(np.stack(out["windows"])),
-                **{k: torch.tensor(out[k], dtype=torch.int64) for k in ("episode", "view", "start")}}
-
-
-def motion(frames: np.ndarray) -> np.ndarray:
-    """Frames of one video (T, H, W, 3) uint8 -> how much each step changes the image (T - 1,): the mean
-    absolute difference of consecutive frames."""
-    f = frames.astype(np.int16)
-    return np.abs(f[1:] - f[:-1]).mean(axis=(1, 2, 3))
-
-
-def order_tuple(window: np.ndarray, positive: bool, rng: np.random.Generator) -> tuple[list[int], list[int]]:
-    """Shuffle & Learn's frames (Misra et al. 2016): five sorted distinct steps a < b < c < d < e of
-    ``window`` (indices into a video); a positive is (b, c, d) or (d, c, b), a negative (b, a, d) or
-    (b, e, d) or one of them reversed: only the middle frame decides. Returns (the three steps, a..e)."""
-    a, b, c, d, e = np.sort(rng.choice(window, 5, replace=False)).tolist()
-    if positive:
-        three = [b, c, d]
-    else:
-        three = [b, a, d] if rng.random() < 0.5 else [b, e, d]
-    return (three[::-1] if rng.random() < 0.5 else three), [a, b, c, d, e]
-
-
-class TupleBatches(_Batches):
-    """Shuffle & Learn's tuples: three frames of one view of one episode, from a window of ``window``
-    steps chosen where the video moves (start probability proportional to the motion inside the
-    window, ``motion`` of consecutive frames), in order (label 1) with probability ``positive_share``.
-
-    Yields: tuples (B, 3, H, W, 3) uint8; label (B,) int64; steps (B, 3) int64; episode, view (B,) int64.
-    """
-
-    def __init__(self, cache: FrameCache, batch_size: int, window: int, positive_share: float, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(cache, seed, rank, world_size)
-        self.batch_size, self.window, self.positive_share = batch_size, window, positive_share
-        short = [cache.episodes[i].name for i in self.episodes if cache.arrays[i].shape[0] < window]
-        if short or window < 5:
-            raise UserError(f"{cache.dataset_root}: shuffle-learn windows of {window} steps need at least 5 and episodes "
-                            f"as long{f' (episode {short[0]} is shorter)' if short else ''}")
-        self.starts = {}  # (episode, view) -> probabilities of each window start
-        for i in self.episodes:
-            arr = cache.arrays[i]
-            for v in range(arr.shape[1]):
-                self.starts[i, v] = window_starts(motion(np.asarray(arr[:, v])), window)
-
-    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        out = {k: [] for k in ("tuples", "label", "steps", "episode", "view")}
-        for e in rng.choice(self.episodes, self.batch_size):
-            arr = self.cache.arrays[e]
-            v = int(rng.integers(arr.shape[1]))
-            p = self.starts[e, v]
-            start = int(rng.choice(len(p), p=p))
-            positive = bool(rng.random() < self.positive_share)
-            three, _ = order_tuple(np.arange(start, start + self.window), positive, rng)
-            for k, x in (("tuples", arr[three, v]), ("label", int(positive)), ("steps", three), ("episode", e), ("view", v)):
-                out[k].append(x)
-        return {"tuples": torch.from_numpy(np.stack(out["tuples"])),
-                **{k: torch.tensor(out[k], dtype=torch.int64) for k in ("label", "steps", "episode", "view")}}
-
-
-def window_starts(moves: np.ndarray, window: int) -> np.ndarray:
-    """The probability of each start of a ``window``-step window of a video with step changes ``moves``
-    (T - 1,): proportional to the change inside the window (uniform if nothing moves)."""
-    inside = np.convolve(moves, np.ones(window - 1), mode="valid")  # windows of `window` frames hold window - 1 steps
-    return inside / inside.sum() if inside.sum() > 0 else np.full(len(inside), 1.0 / len(inside))
-
-
-class EmbodimentSequences(_Batches):
+class EmbodimentSequences(Batches):
     """Demonstrations of every embodiment for cycle-consistent alignment (``losses.CycleConsistencyLoss``):
     ``sequences`` episodes taken in turn from each embodiment (meta ``embodiment``; only episodes of the
     ``human`` and ``robot`` demonstrators count, not random exploration nor paired twins), each as

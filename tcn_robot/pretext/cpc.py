@@ -13,13 +13,40 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed
+from .. import UserError, distributed
 from ..config import Config
 from ..data.augment import build_clip_augment
-from ..data.datasets import WindowBatches
+from ..data.cache import FrameCache
+from ..data.datasets import Batches
 from ..losses import InfoNCELoss
 from ..models import EmbeddingNet
 from ..train.method import Method, as_in_training, running_bn_statistics
+
+
+class WindowBatches(Batches):
+    """CPC's windows: ``length`` frames ``stride`` apart from one view of one episode.
+
+    Yields: windows (B, length, H, W, 3) uint8; episode, view, start (B,) int64.
+    """
+
+    def __init__(self, cache: FrameCache, batch_size: int, length: int, stride: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1) -> None:
+        super().__init__(cache, seed, rank, world_size)
+        self.batch_size, self.length, self.stride = batch_size, length, stride
+        self.span = (length - 1) * stride + 1
+        short = [cache.episodes[i].name for i in self.episodes if cache.arrays[i].shape[0] < self.span]
+        if short:
+            raise UserError(f"{cache.dataset_root}: episode {short[0]} is shorter than one window ({self.span} frames)")
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        out = {k: [] for k in ("windows", "episode", "view", "start")}
+        for e in rng.choice(self.episodes, self.batch_size):
+            arr = self.cache.arrays[e]
+            s, v = int(rng.integers(arr.shape[0] - self.span + 1)), int(rng.integers(arr.shape[1]))
+            for k, x in (("windows", arr[s : s + self.span : self.stride, v]), ("episode", e), ("view", v), ("start", s)):
+                out[k].append(x)
+        return {"windows": torch.from_numpy(np.stack(out["windows"])),
+                **{k: torch.tensor(out[k], dtype=torch.int64) for k in ("episode", "view", "start")}}
 
 
 def prediction_targets(batch: int, window: int, steps_ahead: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

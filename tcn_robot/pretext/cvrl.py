@@ -13,12 +13,60 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed
+from .. import UserError, distributed
 from ..config import Config
-from ..data.datasets import ClipPairBatches, clip_pair_starts
+from ..data.cache import FrameCache
+from ..data.datasets import Batches
 from ..losses import InfoNCELoss
 from ..models import EmbeddingNet
 from ..train.method import Method, as_in_training, mlp
+
+
+def linear_gap(max_gap: int, rng: np.random.Generator, size=None):
+    """Gaps in 0..max_gap drawn with probability proportional to max_gap + 1 - gap: a linearly
+    decreasing density, so that nearby clips are the likeliest pairs (CVRL, Qian et al. 2020)."""
+    gaps = np.arange(max_gap + 1)
+    weights = (max_gap + 1 - gaps).astype(float)
+    return rng.choice(gaps, size=size, p=weights / weights.sum())
+
+
+def clip_pair_starts(frames: int, span: int, max_gap: int, rng: np.random.Generator) -> list[int]:
+    """The starts of CVRL's two clips of ``span`` frames in a video of ``frames`` frames, the gap between
+    them drawn by ``linear_gap`` (up to ``max_gap``; 0: as far as the video allows), in random order."""
+    room = frames - span  # the latest start of a clip
+    gap = int(linear_gap(min(room, max_gap) if max_gap else room, rng))
+    first = int(rng.integers(room - gap + 1))
+    return [first, first + gap] if rng.random() < 0.5 else [first + gap, first]
+
+
+class ClipPairBatches(Batches):
+    """CVRL's pairs: two clips of ``length`` frames ``stride`` apart from one view of one episode, the
+    starts drawn by ``clip_pair_starts``.
+
+    Yields: clips (B, 2, length, H, W, 3) uint8; episode, view, start (B, 2) int64 (start of each clip).
+    """
+
+    def __init__(self, cache: FrameCache, batch_size: int, length: int, stride: int, max_gap: int = 0,
+                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(cache, seed, rank, world_size)
+        self.batch_size, self.length, self.stride, self.max_gap = batch_size, length, stride, max_gap
+        self.span = (length - 1) * stride + 1
+        short = [cache.episodes[i].name for i in self.episodes if cache.arrays[i].shape[0] < self.span]
+        if short:
+            raise UserError(f"{cache.dataset_root}: episode {short[0]} is shorter than one clip ({self.span} frames)")
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        clips, eps, views, starts = [], [], [], []
+        for e in rng.choice(self.episodes, self.batch_size):
+            arr = self.cache.arrays[e]
+            pair = clip_pair_starts(arr.shape[0], self.span, self.max_gap, rng)
+            v = int(rng.integers(arr.shape[1]))
+            clips.append(np.stack([arr[s : s + self.span : self.stride, v] for s in pair]))
+            eps.append([e, e])
+            views.append([v, v])
+            starts.append(pair)
+        return {"clips": torch.from_numpy(np.stack(clips)), "episode": torch.tensor(eps), "view": torch.tensor(views),
+                "start": torch.tensor(starts)}
 
 
 class CVRL(Method):
