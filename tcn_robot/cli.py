@@ -326,9 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a stable-baselines3 policy on the pouring task; flags override rl.* config keys.")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--algo", choices=["ppo", "sac"], default=None, help="rl.algo")
-    p.add_argument("--reward", choices=["env", "tcn", "goal", "orca"], default=None,
+    p.add_argument("--reward", choices=["env", "tcn", "goal", "orca", "progress"], default=None,
                    help="rl.reward: env (ground truth), tcn (the paper's time-indexed TCN reward), goal (XIRL's goal distance), "
-                        "orca (ORCA's ordered coverage of the demo, at any pace)")
+                        "orca (ORCA's ordered coverage of the demo), progress (how far through the demo, in order, at any pace)")
     p.add_argument("--encoder", default=None, metavar="CHECKPOINT|random|random-features|pixels", help="rl.encoder for learned rewards")
     p.add_argument("--observe-encoder", default=None, metavar="CHECKPOINT|random|random-features|pixels",
                    help="rl.observe_encoder: the encoder whose embeddings rl.append_embedding adds to the observation "

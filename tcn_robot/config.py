@@ -84,6 +84,7 @@ class RewardConfig:
     g: float = 1e-3
     window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
     temperature: float = 1.0  # orca: match probability exp(-cosine distance / temperature) (ORCA's default 1)
+    threshold: float = 0.2  # progress: the mean cosine distance per demo frame up to which the demo counts as covered
 
 
 @dataclass
@@ -161,7 +162,7 @@ class RLSection:
     """``tcn-robot train-rl``: the policy, its reward, budget and evaluation."""
 
     algo: str = "ppo"  # ppo | sac
-    reward: str = "env"  # env (the ground-truth dense reward) | tcn (the paper's) | goal (XIRL) | orca (ordered coverage)
+    reward: str = "env"  # env (the ground truth) | tcn (the paper's) | goal (XIRL) | orca (ORCA) | progress (ordered progress)
     encoder: str = ""  # tcn/goal: a checkpoint path, or the baselines random | pixels
     demo: str = ""  # tcn/goal: the demonstration episode folder
     demo_view: int = 0  # the demo's camera (the agent sees env.agent_view)
@@ -231,7 +232,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         if not f.is_file():
             raise UserError(f"{f}: config file not found")
         try:
-            merged = OmegaConf.merge(merged, OmegaConf.load(f))
+            merged = OmegaConf.merge(merged, _upgrade(OmegaConf.load(f)))
         except OmegaConfBaseException as e:
             raise UserError(f"{f}: {_explain(e)}") from None
         except Exception as e:  # YAML syntax errors come from the yaml parser
@@ -264,7 +265,7 @@ SEED = (0, 2**31 - 1)
 COUNT = (1, 10**9)
 CHOICES = {
     "model.encoder": ("small", "resnet18"), "train.device": ("auto", "cpu", "cuda", "mps"), "train.method": tuple(METHODS),
-    "train.select_best": ("alignment_error", "pretext_error"), "train.schedule": ("constant", "cosine"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal", "orca"),
+    "train.select_best": ("alignment_error", "pretext_error"), "train.schedule": ("constant", "cosine"), "rl.algo": ("ppo", "sac"), "rl.reward": ("env", "tcn", "goal", "orca", "progress"),
     **{f"{spec.section}.{key}": allowed for spec in METHODS.values() for key, allowed in spec.choices.items()},
 }
 RANGES = {
@@ -278,7 +279,7 @@ RANGES = {
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
               "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},
-    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6), "temperature": (1e-4, 1e4)},
+    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6), "temperature": (1e-4, 1e4), "threshold": (1e-4, 2.0)},
     "rl": {"demo_view": (0, 63), "steps": COUNT, "n_envs": (1, 256), "seed": SEED, "eval_every": COUNT, "eval_episodes": (1, 10**6)},
     "rl.ppo": {"n_steps": (2, 10**7), "batch_size": (2, 10**7), "n_epochs": (1, 10**4), "learning_rate": (1e-12, 1.0),
                "gamma": (0.0, 1.0), "gae_lambda": (0.0, 1.0), "ent_coef": (0.0, 1e3), "clip_range": (1e-6, 10.0),
@@ -387,6 +388,25 @@ def resume_changes(run: str | Path, cfg: Config, kind: str) -> dict[str, list]:
         raise UserError(f"{run}: resuming cannot change {listed}: the run was made with its saved config.yaml; "
                         f"only {', '.join(RESUME_MAY_CHANGE[kind])} may change. Start a new run with another --out")
     return changed
+
+
+# keys that earlier versions wrote into run folders, and where they live now (None: gone, nothing computes with it)
+MOVED = {"pipeline.heldout_episodes": "record.heldout_episodes", "pipeline.heldout_seed": "record.heldout_seed",
+         "env.frame_in_info": None}
+
+
+def _upgrade(node):
+    """A config file as this version reads it: the keys of ``MOVED`` put where they live now."""
+    if not OmegaConf.is_dict(node):
+        return node
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        part = node.get(section)
+        if OmegaConf.is_dict(part) and key in part:
+            value = part.pop(key)
+            if new is not None:
+                OmegaConf.update(node, new, value, force_add=True)
+    return node
 
 
 def _explain(e: OmegaConfBaseException) -> str:

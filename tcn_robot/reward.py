@@ -20,7 +20,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper
 
 from .config import RewardConfig
 
-LEARNED = ("tcn", "goal", "orca")  # the learned rewards (rl.reward also takes "env", the ground truth)
+LEARNED = ("tcn", "goal", "orca", "progress")  # the learned rewards (rl.reward also takes "env", the ground truth)
 
 
 def demo_index(t, episode_steps: int, demo_frames: int):
@@ -100,46 +100,88 @@ def cosine_distances(w: np.ndarray, v: np.ndarray) -> np.ndarray:
     return 1.0 - w @ v.T
 
 
-def coverage_row(previous: np.ndarray | None, p: np.ndarray) -> np.ndarray:
-    """One row of ORCA's ordered coverage (Huey et al. 2025, ``compute_orca_reward``): the probability,
-    for each demo frame j, that the frames so far cover demo frames 0..j in order. ``p`` (N, T_d) are the
-    match probabilities of the N current frames, ``previous`` the rows of the frames before (None for
-    an episode's first frame). cov[t, 0] = max(cov[t-1, 0], p_0); cov[t, j] = max(cov[t-1, j],
-    cov[t, j-1] p_j) for 0 < j < T_d - 1; the last column is not kept over time: cov[t, -1] = cov[t, -2] p_-1."""
-    row = np.empty_like(p)
-    last = p.shape[1] - 1
-    row[:, 0] = p[:, 0] if previous is None else np.maximum(previous[:, 0], p[:, 0])
-    for j in range(1, last):
-        step = row[:, j - 1] * p[:, j]
-        row[:, j] = step if previous is None else np.maximum(previous[:, j], step)
-    if last > 0:
-        row[:, last] = row[:, last - 1] * p[:, last]
+def ordered_cover(previous: np.ndarray | None, cost: np.ndarray, hold_last: bool = True) -> np.ndarray:
+    """One row of the ordered cover of the demo (ORCA's coverage in cost form; Huey et al. 2025): for each
+    demo frame j, the least total cost of matching demo frames 0..j, in order, to frames of the episode
+    so far (a later demo frame to the same or a later episode frame). ``cost`` (N, T_d) are the costs of
+    the N current frames, ``previous`` the rows of the frames before (None for an episode's first frame):
+    L[t, 0] = min(L[t-1, 0], c_0); L[t, j] = min(L[t-1, j], L[t, j-1] + c_j). ORCA keeps its last column
+    only as the current frame's (``hold_last=False``: L[t, -1] = L[t, -2] + c_-1)."""
+    row = np.empty_like(cost)
+    last = cost.shape[1] - 1
+    row[:, 0] = cost[:, 0] if previous is None else np.minimum(previous[:, 0], cost[:, 0])
+    for j in range(1, last + 1):
+        step = row[:, j - 1] + cost[:, j]
+        row[:, j] = step if previous is None or (j == last and not hold_last) else np.minimum(previous[:, j], step)
     return row
 
 
-class OrderedCoverage(Score):
-    """ORCA's reward (Huey et al. 2025, "Imitation Learning from a Single Temporally Misaligned Video"):
-    the probability that the episode so far has covered every demo frame in order and now matches the
-    last, ``cov[t, T_d - 1]`` in [0, 1], with match probabilities exp(-cosine distance / temperature).
-    A pour at any pace covers the demo; a pour that stops short of it, or out of order, does not.
-    Online: each env's coverage row is updated with its frame at every step (its reset frame first)."""
+class _Cover(Score):
+    """A score that keeps each env's ordered cover of the demo (``ordered_cover``), frame by frame."""
 
-    def __init__(self, demo: np.ndarray, temperature: float) -> None:
-        self.demo, self.temperature = np.asarray(demo, dtype=np.float64), temperature
-        self.rows: np.ndarray | None = None  # (N, T_d) coverage of each env's episode so far
+    hold_last = True
 
-    def match(self, embeddings: np.ndarray) -> np.ndarray:
-        return np.exp(-cosine_distances(embeddings, self.demo) / self.temperature)
+    def __init__(self, demo: np.ndarray) -> None:
+        self.demo = np.asarray(demo, dtype=np.float64)
+        self.rows: np.ndarray | None = None  # (N, T_d) each env's cover of the demo so far
 
     def restart(self, index, embeddings):
         index = np.asarray(index)
         if self.rows is None:  # the first restart is every env's
             self.rows = np.zeros((int(index.max()) + 1, len(self.demo)))
-        self.rows[index] = coverage_row(None, self.match(embeddings))
+        self.rows[index] = ordered_cover(None, cosine_distances(embeddings, self.demo), self.hold_last)
+
+    def advance(self, embeddings) -> np.ndarray:
+        self.rows = ordered_cover(self.rows, cosine_distances(embeddings, self.demo), self.hold_last)
+        return self.rows
+
+
+class OrderedCoverage(_Cover):
+    """ORCA's reward (Huey et al. 2025, "Imitation Learning from a Single Temporally Misaligned Video"):
+    the probability that the episode so far has covered every demo frame in order and now matches the
+    last, exp(-L[t, T_d - 1] / temperature) in [0, 1] (match probabilities exp(-cosine distance /
+    temperature), their products the ordered cover's sums). Online: each env's cover is updated with
+    its frame at every step, its reset frame first."""
+
+    hold_last = False
+
+    def __init__(self, demo: np.ndarray, temperature: float) -> None:
+        super().__init__(demo)
+        self.temperature = temperature
 
     def __call__(self, embeddings, steps):
-        self.rows = coverage_row(self.rows, self.match(embeddings))
-        return self.rows[:, -1].copy()
+        return np.exp(-self.advance(embeddings)[:, -1] / self.temperature)
+
+
+class OrderedProgress(_Cover):
+    """How far the episode has got through the demo, in order, at any pace: the progress
+    phi_t = (j + 1) / T_d of the furthest demo frame j whose ordered cover by the frames so far costs at
+    most ``threshold`` per demo frame (mean cosine distance), and the reward its increase phi_t - phi_{t-1}
+    (potential-based shaping, Ng et al. 1999), so that an episode's return is the progress it reached.
+    A pour at any pace covers the whole pour; a carry without the tilt, a spill or standing still stop
+    where their frames stop matching the demo's."""
+
+    def __init__(self, demo: np.ndarray, threshold: float) -> None:
+        super().__init__(demo)
+        self.threshold = threshold
+        self.phi: np.ndarray | None = None
+
+    def progress(self) -> np.ndarray:
+        ok = self.rows / np.arange(1, self.rows.shape[1] + 1) <= self.threshold
+        furthest = np.where(ok.any(1), self.rows.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1), -1)
+        return (furthest + 1) / self.rows.shape[1]
+
+    def restart(self, index, embeddings):
+        super().restart(index, embeddings)
+        if self.phi is None:
+            self.phi = np.zeros(len(self.rows))
+        self.phi[np.asarray(index)] = self.progress()[np.asarray(index)]
+
+    def __call__(self, embeddings, steps):
+        self.advance(embeddings)
+        phi = self.progress()
+        rewards, self.phi = phi - self.phi, phi
+        return rewards
 
 
 def make_score(kind: str, demo: np.ndarray, cfg: RewardConfig, episode_steps: int) -> Score:
@@ -150,6 +192,8 @@ def make_score(kind: str, demo: np.ndarray, cfg: RewardConfig, episode_steps: in
         return GoalDistance(demo)
     if kind == "orca":
         return OrderedCoverage(demo, cfg.temperature)
+    if kind == "progress":
+        return OrderedProgress(demo, cfg.threshold)
     raise ValueError(f"a learned reward is one of {', '.join(LEARNED)}, got {kind!r}")
 
 

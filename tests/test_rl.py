@@ -9,14 +9,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 from tcn_robot.cli import main
 from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import PourEnv, make_pour_config
-from tcn_robot.encoders import baseline_encoder
+from tcn_robot.encoders import Encoder, baseline_encoder
 from tcn_robot.config import ModelConfig, RewardConfig
 from tcn_robot.rl.policy_io import NORMALIZATION, entry, read_replay
 from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, make_score, tcn_reward
 from tcn_robot.rl.envs import AppendEmbedding, FrameInInfo
 
 STEPS = 5
-RCFG = RewardConfig(window=2)  # the demo has 9 frames: a window that does not cover all of them
+RCFG = RewardConfig(window=2, threshold=0.01)  # the demo has 9 frames: a window that does not cover all of them
 ENV = {"episode_steps": STEPS, "num_particles": 10, "image_size": 32}
 
 
@@ -71,6 +71,26 @@ def naive_orca(frames_emb: np.ndarray, demo: np.ndarray, temperature: float = 1.
     return cov[T - 1][Td - 1]
 
 
+def naive_progress(frames_emb: np.ndarray, demo: np.ndarray, threshold: float) -> float:
+    """The ordered progress of the episode so far, from scratch: for every demo prefix 0..j, the least
+    total cost of matching it in order to the frames so far (by recursion over both), and the furthest j
+    whose mean cost is within the threshold."""
+    def cosdist(a, b):
+        return 1 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+
+    T, Td = len(frames_emb), len(demo)
+    best = {}
+
+    def cover(i, j):  # least cost of demo frames 0..j matched in order to episode frames 0..i
+        if (i, j) not in best:
+            here = (cover(i, j - 1) if j else 0.0) + cosdist(frames_emb[i], demo[j])
+            best[i, j] = here if i == 0 else min(cover(i - 1, j), here)
+        return best[i, j]
+
+    ok = [j for j in range(Td) if cover(T - 1, j) / (j + 1) <= threshold]
+    return (max(ok) + 1) / Td if ok else 0.0
+
+
 def per_env_rewards(enc, demo, kind, seed, acts):
     """The reward of one env computed alone: step, render the agent view, embed, score."""
     env = PourEnv(make_pour_config(**ENV))
@@ -88,6 +108,8 @@ def per_env_rewards(enc, demo, kind, seed, acts):
             out.append(max(float(tcn_reward(w, demo[j]).numpy()[0]) for j in near))
         elif kind == "orca":
             out.append(naive_orca(np.array(seen), demo))
+        elif kind == "progress":  # the increase of the progress over the step
+            out.append(naive_progress(np.array(seen), demo, RCFG.threshold) - naive_progress(np.array(seen[:-1]), demo, RCFG.threshold))
         else:
             out.append(float(goal_reward(w, demo[-1], np.linalg.norm(demo[0] - demo[-1])).numpy()[0]))
         if term or trunc:
@@ -97,10 +119,19 @@ def per_env_rewards(enc, demo, kind, seed, acts):
     return np.array(out, np.float32)
 
 
-@pytest.mark.parametrize("kind", ["tcn", "goal", "orca"])
+@pytest.mark.parametrize("kind", ["tcn", "goal", "orca", "progress"])
 def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     enc, demo = parts
     acts = actions(3, 2 * STEPS + 2)
+    if kind == "progress":  # a demo that env 0 replays frame for frame: its progress climbs, the others' do not
+        env = PourEnv(make_pour_config(**ENV))
+        env.reset(seed=100)
+        frames = [env.world.render([0])[0]] + [env.step(a)[4] and env.world.render([0])[0] for a in acts[:STEPS, 0]]
+        pixels, start = enc, enc(frames[0][None])[0]
+        offset = np.random.default_rng(1).normal(size=start.shape)
+        # small scenes change few pixels per step: magnify the change from env 0's first frame
+        enc = Encoder("magnified pixels", lambda f: (pixels(f) - start) * 300 + offset)
+        demo = enc(np.stack(frames))
     venv = rewarded(3, enc, demo, kind)
     venv.seed(100)
     venv.reset()
@@ -116,6 +147,7 @@ def test_batched_rewards_equal_per_env_rewards_across_episode_ends(parts, kind):
     assert np.array(dones_seen)[[STEPS - 1, 2 * STEPS - 1]].all(), "the run must cross episode ends"
     for i in range(3):
         assert np.allclose(got[:, i], per_env_rewards(enc, demo, kind, 100 + i, acts[:, i]), atol=1e-5)
+    assert np.ptp(got) > 0, "a reward that never changes tests nothing"
     assert not np.allclose(np.array(env_rewards), got), "the env's own reward is kept apart in info"
 
 
@@ -413,7 +445,7 @@ def test_the_learned_reward_works_on_a_gymnasium_env_from_outside_the_project(ma
     assert model.num_timesteps == 32
 
 
-@pytest.mark.parametrize("kind", ["tcn", "goal", "orca"])
+@pytest.mark.parametrize("kind", ["tcn", "goal", "orca", "progress"])
 def test_an_episodes_rewards_computed_at_once_equal_the_wrappers(parts, kind):
     """``reward.episode_rewards`` (evaluation's reading of a recorded episode) gives the rewards the
     vec-env wrapper gives step by step."""
