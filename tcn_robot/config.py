@@ -320,7 +320,7 @@ def validate(cfg: Config) -> None:
         raise ValueError("rl.ppo.net_arch and rl.sac.net_arch need at least one layer")
     parse_mix(cfg.record.demonstrators)
     if cfg.record.heldout_demonstrators:
-        parse_mix(cfg.record.heldout_demonstrators)
+        parse_mix(cfg.record.heldout_demonstrators, "record.heldout_demonstrators")
 
 
 def check_model(model: ModelConfig) -> None:
@@ -334,23 +334,23 @@ def check_model(model: ModelConfig) -> None:
         raise ValueError(f"model.encoder {model.encoder!r} or model.normalize {model.normalize!r} is impossible")
 
 
-def parse_mix(text: str) -> dict[str, float]:
+def parse_mix(text: str, key: str = "record.demonstrators") -> dict[str, float]:
     """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions of the demonstrators; raises
-    ValueError naming ``record.demonstrators`` and the problem."""
+    ValueError naming ``key`` and the problem."""
     mix = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
         name = name.strip()
         if name not in DEMONSTRATORS:
-            raise ValueError(f"record.demonstrators: unknown demonstrator {name!r} (choose from {', '.join(DEMONSTRATORS)})")
+            raise ValueError(f"{key}: unknown demonstrator {name!r} (choose from {', '.join(DEMONSTRATORS)})")
         try:
             mix[name] = float(value) if value else 1.0
         except ValueError:
-            raise ValueError(f"record.demonstrators: {part!r} is not NAME=PROPORTION") from None
+            raise ValueError(f"{key}: {part!r} is not NAME=PROPORTION") from None
         if not (math.isfinite(mix[name]) and mix[name] >= 0):
-            raise ValueError(f"record.demonstrators: the proportion of {name} must be a number >= 0, got {value}")
+            raise ValueError(f"{key}: the proportion of {name} must be a number >= 0, got {value}")
     if sum(mix.values()) <= 0:
-        raise ValueError(f"record.demonstrators: {text!r} gives no demonstrator a positive proportion")
+        raise ValueError(f"{key}: {text!r} gives no demonstrator a positive proportion")
     total = sum(mix.values())
     return {k: v / total for k, v in mix.items() if v > 0}
 

@@ -10,7 +10,7 @@ Time alignment: an episode of T steps and a demo of T_d frames are matched by li
 episode step t <-> demo frame i(t) = round(t (T_d - 1) / (T - 1)), and the reward is the best of R
 over the demo frames i(t) - W .. i(t) + W (``reward.window`` = W; W = 0 is the paper's exact index).
 A demonstrator's pace is not the robot's: with W = 0 a pour a few steps early scores below not
-pouring at all, so PPO never learns to pour (docs/results.md, "Reward").
+pouring at all, so PPO never learns to pour (docs/results.md, "What the reward prefers").
 """
 from __future__ import annotations
 
