@@ -84,7 +84,7 @@ class RewardConfig:
     g: float = 1e-3
     window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
     temperature: float = 1.0  # orca: match probability exp(-cosine distance / temperature) (ORCA's default 1)
-    threshold: float = 0.2  # progress: the mean cosine distance per demo frame up to which the demo counts as covered
+    threshold: float = 0.15  # progress: a demo frame counts by how much its match beats this cosine distance
 
 
 @dataclass

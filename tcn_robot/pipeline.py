@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from dataclasses import replace
 
-from . import runs
+from . import UserError, runs
 from .config import Config, resume_changes, save_config
 from .data.episodes import Dataset, choose_demo
 from .data.record import record_dataset
@@ -29,6 +29,7 @@ from .envs import ATTRIBUTES, PourEnv, run_demonstrator
 from .evaluate.run import evaluate
 from .io import atomic_write_text, read_json, write_json
 from .replay import replay
+from .reward import LEARNED
 from .rl import pinned_files, train_rl
 from .train.tcn import train_tcn
 from .video import VideoWriter
@@ -40,6 +41,8 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
     again on the same folder resumes (with the same config; only budgets may grow), ``overwrite``
     starts afresh."""
     out = Path(out)
+    if cfg.rl.reward not in LEARNED:
+        raise UserError(f"rl.reward={cfg.rl.reward}: the pipeline imitates a demo; choose a learned reward ({', '.join(LEARNED)})")
     mode = runs.check_output(out, "pipeline", overwrite=overwrite)
     if mode == "resume" and (out / runs.CONFIG).is_file():
         changes = resume_changes(out, cfg, "pipeline")
@@ -78,8 +81,8 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
     metrics["evaluate"] = {k: {m: v[m] for m in ("alignment_error", "classification_error_same_view", "reward_same_view") if m in v}
                            for k, v in results.items()}
 
-    rl_cfg = replace(cfg, rl=replace(cfg.rl, reward="tcn", encoder=str(encoder), demo=str(demo)))
-    with stage("train a policy on the TCN reward"):
+    rl_cfg = replace(cfg, rl=replace(cfg.rl, encoder=str(encoder), demo=str(demo)))
+    with stage(f"train a policy on the learned reward ({cfg.rl.reward})"):
         # a TCN trained further since the policy started (a larger train.steps) gives another reward: start the policy afresh
         stale = runs.changed_inputs(where["rl"], runs.pinned_inputs(pinned_files(rl_cfg)))
         metrics["train_rl"] = _resumable(where["rl"], cfg.rl.steps, runs.LAST_POLICY,
@@ -152,8 +155,9 @@ def pipeline_report(m: dict, out: Path) -> str:
     return "\n".join([
         "# tcn-robot pipeline report", "",
         f"**The policy put {rl['fraction_in_bowl_mean']:.0%} of the particles into the bowl** (mean of {len(rl['fraction_in_bowl'])} "
-        f"held-out evaluation episodes, {rl['success_rate']:.0%} of them successful), rewarded only by the TCN distance "
-        f"between its camera and one video of the human proxy pouring. Wall time {m['wall_seconds'] / 60:.1f} min.", "",
+        f"held-out evaluation episodes, {rl['success_rate']:.0%} of them successful), rewarded only by comparing the TCN "
+        f"embedding of its camera's frames with one video of the human proxy pouring (reward `{m['train_rl']['reward']}`). "
+        f"Wall time {m['wall_seconds'] / 60:.1f} min.", "",
         "The demo (top) and the policy's first replayed episode (bottom) at the same time steps:", "",
         f"![the demo and the policy]({shown[0]['strip']})", "",
         f"![fraction poured during training]({curve})", "", *stages, "",
@@ -169,7 +173,7 @@ def pipeline_report(m: dict, out: Path) -> str:
         f"(TensorBoard in {at['tcn']}/{runs.TENSORBOARD}).", "",
         f"## Evaluation on held-out episodes ([report]({at['evaluate']}/{runs.REPORT}))", "", *rows, "",
         "## Policy from one human-proxy video", "",
-        f"PPO on the TCN reward against `{Path(m['train_rl']['demo']).name}` for {m['train_rl']['steps']} steps: "
+        f"PPO on the `{m['train_rl']['reward']}` reward against `{Path(m['train_rl']['demo']).name}` for {m['train_rl']['steps']} steps: "
         f"fraction poured {rl['fraction_in_bowl_mean']:.2f} (std {rl['fraction_in_bowl_std']:.2f}) over {len(rl['fraction_in_bowl'])} "
         f"evaluation episodes, success rate {rl['success_rate']:.2f}. Curve: [{curve}]({curve}).", "",
         f"Replay: {videos}; fraction poured {rep['fraction_in_bowl_mean']:.2f}.", "",

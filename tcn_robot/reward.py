@@ -153,33 +153,52 @@ class OrderedCoverage(_Cover):
         return np.exp(-self.advance(embeddings)[:, -1] / self.temperature)
 
 
-class OrderedProgress(_Cover):
-    """How far the episode has got through the demo, in order, at any pace: the progress
-    phi_t = (j + 1) / T_d of the furthest demo frame j whose ordered cover by the frames so far costs at
-    most ``threshold`` per demo frame (mean cosine distance), and the reward its increase phi_t - phi_{t-1}
-    (potential-based shaping, Ng et al. 1999), so that an episode's return is the progress it reached.
-    A pour at any pace covers the whole pour; a carry without the tilt, a spill or standing still stop
-    where their frames stop matching the demo's."""
+def ordered_margin(previous: np.ndarray | None, margin: np.ndarray) -> np.ndarray:
+    """One row of the best in-order match of the demo by the episode so far, starting anywhere in the demo
+    (a local alignment, Smith & Waterman 1981, over ORCA's ordered cover): for each demo frame j, the
+    largest total ``margin`` of a stretch of demo frames ending at j, matched in order to frames of the
+    episode so far. ``margin`` (N, T_d) are the current frames' margins (positive where they match), and
+    ``previous`` the rows of the frames before (None for an episode's first frame):
+    S[t, j] = max(S[t-1, j], max(S[t, j-1], 0) + m_j)."""
+    row = np.empty_like(margin)
+    for j in range(margin.shape[1]):
+        here = (np.maximum(row[:, j - 1], 0.0) if j else 0.0) + margin[:, j]
+        row[:, j] = here if previous is None else np.maximum(previous[:, j], here)
+    return row
+
+
+class OrderedProgress(Score):
+    """How much of the demo's course the episode has reproduced, in order, at any pace: the best stretch of
+    demo frames matched in order by frames of the episode so far (``ordered_margin``), each demo frame
+    counting by how much its match beats a cosine distance of ``threshold``; the progress phi_t is that
+    stretch's total margin over ``threshold x T_d`` (about the fraction of the demo reproduced), and the
+    reward its increase phi_t - phi_{t-1} (potential-based shaping, Ng et al. 1999), so that an episode's
+    return is the progress it reached. The stretch may start anywhere: the human's reach for the cup,
+    which no robot frame shows, costs nothing. A pour at any pace reproduces the pour; a carry without
+    the tilt, a spill or standing still reproduce only the parts their frames match."""
 
     def __init__(self, demo: np.ndarray, threshold: float) -> None:
-        super().__init__(demo)
-        self.threshold = threshold
+        self.demo, self.threshold = np.asarray(demo, dtype=np.float64), threshold
+        self.rows: np.ndarray | None = None  # (N, T_d) each env's best stretch ending at every demo frame
         self.phi: np.ndarray | None = None
 
-    def progress(self) -> np.ndarray:
-        ok = self.rows / np.arange(1, self.rows.shape[1] + 1) <= self.threshold
-        furthest = np.where(ok.any(1), self.rows.shape[1] - 1 - np.argmax(ok[:, ::-1], axis=1), -1)
-        return (furthest + 1) / self.rows.shape[1]
+    def _margin(self, embeddings) -> np.ndarray:
+        return self.threshold - cosine_distances(embeddings, self.demo)
+
+    def _progress(self, rows: np.ndarray) -> np.ndarray:
+        return np.maximum(rows.max(1), 0.0) / (self.threshold * self.demo.shape[0])
 
     def restart(self, index, embeddings):
-        super().restart(index, embeddings)
-        if self.phi is None:
+        index = np.asarray(index)
+        if self.rows is None:  # the first restart is every env's
+            self.rows = np.zeros((int(index.max()) + 1, len(self.demo)))
             self.phi = np.zeros(len(self.rows))
-        self.phi[np.asarray(index)] = self.progress()[np.asarray(index)]
+        self.rows[index] = ordered_margin(None, self._margin(embeddings))
+        self.phi[index] = self._progress(self.rows[index])
 
     def __call__(self, embeddings, steps):
-        self.advance(embeddings)
-        phi = self.progress()
+        self.rows = ordered_margin(self.rows, self._margin(embeddings))
+        phi = self._progress(self.rows)
         rewards, self.phi = phi - self.phi, phi
         return rewards
 

@@ -72,23 +72,22 @@ def naive_orca(frames_emb: np.ndarray, demo: np.ndarray, temperature: float = 1.
 
 
 def naive_progress(frames_emb: np.ndarray, demo: np.ndarray, threshold: float) -> float:
-    """The ordered progress of the episode so far, from scratch: for every demo prefix 0..j, the least
-    total cost of matching it in order to the frames so far (by recursion over both), and the furthest j
-    whose mean cost is within the threshold."""
+    """The ordered progress of the episode so far, from scratch: over every stretch of demo frames a..b and
+    every in-order assignment of them to the frames so far (a later demo frame to the same or a later
+    frame), the largest total margin threshold - cosine distance, by recursion; over threshold x T_d."""
     def cosdist(a, b):
         return 1 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
 
     T, Td = len(frames_emb), len(demo)
     best = {}
 
-    def cover(i, j):  # least cost of demo frames 0..j matched in order to episode frames 0..i
+    def stretch(i, j):  # the best stretch ending at demo frame j with frame j matched to a frame <= i
         if (i, j) not in best:
-            here = (cover(i, j - 1) if j else 0.0) + cosdist(frames_emb[i], demo[j])
-            best[i, j] = here if i == 0 else min(cover(i - 1, j), here)
+            here = max(stretch(i, j - 1) if j else 0.0, 0.0) + threshold - cosdist(frames_emb[i], demo[j])
+            best[i, j] = here if i == 0 else max(stretch(i - 1, j), here)
         return best[i, j]
 
-    ok = [j for j in range(Td) if cover(T - 1, j) / (j + 1) <= threshold]
-    return (max(ok) + 1) / Td if ok else 0.0
+    return max(0.0, max(stretch(T - 1, j) for j in range(Td))) / (threshold * Td)
 
 
 def per_env_rewards(enc, demo, kind, seed, acts):

@@ -1,0 +1,141 @@
+"""Seed statistics of named recipes, as RL research reports them: per recipe, the interquartile mean of
+the final fraction poured over seeds, its 95% stratified-bootstrap interval and the worst seed
+(``tcn_robot/stats.py``, rliable's estimators; Agarwal et al. 2021).
+
+Two modes, each resumable (a finished run is read back, an interrupted one resumed):
+
+    # whole pipelines, one per seed, for each recipe (NAME=overrides, quoted; "" for the packaged config)
+    python benchmarks/seeds.py pipeline --out runs/seeds_qs --seeds 10-14 --recipe quickstart=""
+    # PPO on fixed TCNs (pipeline folders, their config's reward unless a recipe names another), RL seeds per
+    # TCN, overrides per recipe; --pace trains against the pipeline's demo played at that pace (frames resampled)
+    python benchmarks/seeds.py rl --out runs/seeds_rl --runs runs/seeds_qs/quickstart/s1{0..4} --seeds 0 \
+        --recipe progress="--reward progress" --pace 0.7 --pace 1.4
+
+Prints one table row per recipe (and pace) and writes ``summary.json`` in ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tcn_robot.data.episodes import EpisodeWriter, load_episode
+from tcn_robot.stats import summary
+
+TCN_ROBOT = str(Path(sys.executable).with_name("tcn-robot"))
+
+
+def seeds(text: str) -> list[int]:
+    """``10-14`` or ``0,3,7``."""
+    if "-" in text:
+        a, b = text.split("-")
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",")]
+
+
+def run(argv: list[str], log: Path) -> float:
+    """One tcn-robot command (its output to ``log``); its wall time in seconds."""
+    started = time.perf_counter()
+    with open(log, "a") as f:
+        done = subprocess.run([TCN_ROBOT, *argv], stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed (exit {done.returncode}); see {log}")
+    return time.perf_counter() - started
+
+
+def resample_demo(src: Path, dst: Path, pace: float) -> Path:
+    """The demo ``src`` played ``pace`` times as fast (frame k of the copy is frame round(k * pace) of
+    the original, to its end), written as the episode ``dst`` beside its states' resampled rows."""
+    if (dst / "meta.json").is_file():
+        return dst
+    ep = load_episode(src)
+    index = np.rint(np.arange(0, ep.num_frames - 1 + 1e-9, pace)).astype(int)
+    views = [ep.read_view(v)[index] for v in range(ep.num_views)]
+    states = ep.states()
+    rows = {k: v[np.minimum(index, len(v) - 1)] for k, v in states.items()} if states is not None else None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    writer = EpisodeWriter(dst.parent, dst.name, ep.num_views, ep.meta["fps"], ep.image_size)
+    for t in range(len(index)):
+        writer.add([v[t] for v in views])
+    meta = {k: v for k, v in ep.meta.items() if k not in ("format", "num_views", "num_frames", "has_states", "codec")}
+    writer.commit({**meta, "name": dst.name, "pace": pace, "resampled_from": str(src)}, rows)
+    return dst
+
+
+def final_fraction(metrics: Path) -> float:
+    m = json.loads(metrics.read_text())
+    return float((m["train_rl"] if "train_rl" in m else m)["final_eval"]["fraction_in_bowl_mean"])
+
+
+def pipeline_mode(args) -> dict:
+    out = {}
+    for name, overrides in args.recipe:
+        scores, minutes = [], []
+        for s in seeds(args.seeds):
+            folder = args.out / name / f"s{s}"
+            if not (folder / "metrics.json").is_file():
+                minutes.append(run(["pipeline", "--out", str(folder), "--seed", str(s), *shlex.split(overrides)],
+                                   args.out / f"{name}_s{s}.log") / 60)
+            else:
+                minutes.append(json.loads((folder / "metrics.json").read_text())["wall_seconds"] / 60)
+            scores.append(final_fraction(folder / "metrics.json"))
+        out[name] = {**summary(scores), "seeds": seeds(args.seeds), "minutes": minutes}
+    return out
+
+
+def rl_mode(args) -> dict:
+    out = {}
+    for name, overrides in args.recipe:
+        for pace in args.pace or [1.0]:
+            label = name if pace == 1.0 else f"{name}, demo at {pace}x"
+            scores = []
+            for folder in args.runs:
+                metrics = json.loads((folder / "evaluate" / "metrics.json").read_text())
+                demo = folder / "data_heldout" / metrics["demo"]
+                if pace != 1.0:
+                    demo = resample_demo(demo, args.out / "demos" / f"{folder.name}_{metrics['demo']}_x{pace}", pace)
+                for s in seeds(args.seeds):
+                    rl = args.out / f"{name}_x{pace}" / f"{folder.name}_r{s}"
+                    if not (rl / "metrics.json").is_file():
+                        run(["train-rl", "--config", str(folder / "config.yaml"), "--out", str(rl),
+                             *(["--resume"] if (rl / "checkpoints" / "last.zip").is_file() else []),
+                             "--encoder", str(folder / "tcn" / "checkpoints" / "best.pt"), "--demo", str(demo),
+                             "--seed", str(s), *shlex.split(overrides)], args.out / f"{rl.parent.name}_{rl.name}.log")
+                    scores.append(final_fraction(rl / "metrics.json"))
+            out[label] = {**summary(scores), "runs": [str(r) for r in args.runs], "seeds": seeds(args.seeds)}
+    return out
+
+
+def recipe(text: str) -> tuple[str, str]:
+    name, _, overrides = text.partition("=")
+    return name, overrides
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("mode", choices=["pipeline", "rl"])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seeds", required=True, help="pipeline seeds, or RL seeds per TCN: 10-14 or 0,1,2")
+    p.add_argument("--recipe", type=recipe, action="append", required=True, help='NAME="overrides and flags"')
+    p.add_argument("--runs", type=Path, nargs="*", default=[], help="rl: pipeline folders whose TCN, data and demo to use")
+    p.add_argument("--pace", type=float, action="append", help="rl: play the demo at this pace (repeatable)")
+    args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = pipeline_mode(args) if args.mode == "pipeline" else rl_mode(args)
+    previous = json.loads((args.out / "summary.json").read_text()) if (args.out / "summary.json").is_file() else {}
+    (args.out / "summary.json").write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+    print("| recipe | runs | IQM of the fraction in the bowl | 95% CI | mean | worst seed | per seed |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, r in results.items():
+        print(f"| {name} | {r['runs']} | {r['iqm']:.2f} | [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['mean']:.2f} | {r['worst']:.2f} "
+              f"| {' / '.join(f'{s:.2f}' for s in r['scores'])} |")
+
+
+if __name__ == "__main__":
+    main()
