@@ -82,7 +82,7 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
                            for k, v in results.items()}
 
     rl_cfg = replace(cfg, rl=replace(cfg.rl, encoder=str(encoder), demo=str(demo)))
-    with stage(f"train a policy on the learned reward ({cfg.rl.reward})"):
+    with stage("train a policy on the learned reward"):
         # a TCN trained further since the policy started (a larger train.steps) gives another reward: start the policy afresh
         stale = runs.changed_inputs(where["rl"], runs.pinned_inputs(pinned_files(rl_cfg)))
         metrics["train_rl"] = _resumable(where["rl"], cfg.rl.steps, runs.LAST_POLICY,

@@ -54,7 +54,7 @@ def test_pipeline_writes_every_stage_and_resumes(tmp_path):
         assert f"({link})" in report and (out / link).exists(), link
     assert report.splitlines()[2].startswith("**The policy put ") and set(stages["stages"]) == {
         "human-proxy demonstration video", "record the dataset", "record held-out episodes", "train the TCN",
-        "evaluate the TCN and the baselines", "train a policy on the TCN reward", "replay the policy"}
+        "evaluate the TCN and the baselines", "train a policy on the learned reward", "replay the policy"}
     assert all(s["wall_seconds"] > 0 and s["cpu_seconds"] > 0 for s in stages["stages"].values())
     ckpt = (out / "tcn" / "checkpoints" / "last.pt").stat().st_mtime_ns
     assert main(["pipeline", "--out", str(out), *TINY_PIPELINE]) == 0  # finished stages are kept
