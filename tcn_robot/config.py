@@ -84,7 +84,7 @@ class RewardConfig:
     g: float = 1e-3
     window: int = 10  # tolerance of the time alignment, in demo frames either side (0: the paper's exact index)
     temperature: float = 1.0  # orca: match probability exp(-cosine distance / temperature) (ORCA's default 1)
-    threshold: float = 0.15  # progress: a demo frame counts by how much its match beats this cosine distance
+    quantile: float = 0.1  # progress: a demo frame counts by how much its match beats this quantile of the frame's distances
 
 
 @dataclass
@@ -279,7 +279,7 @@ RANGES = {
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
               "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},
-    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6), "temperature": (1e-4, 1e4), "threshold": (1e-4, 2.0)},
+    "reward": {"a": (-1e6, 1e6), "b": (-1e6, 1e6), "g": (0.0, 1e6), "window": (0, 10**6), "temperature": (1e-4, 1e4), "quantile": (0.0, 1.0)},
     "rl": {"demo_view": (0, 63), "steps": COUNT, "n_envs": (1, 256), "seed": SEED, "eval_every": COUNT, "eval_episodes": (1, 10**6)},
     "rl.ppo": {"n_steps": (2, 10**7), "batch_size": (2, 10**7), "n_epochs": (1, 10**4), "learning_rate": (1e-12, 1.0),
                "gamma": (0.0, 1.0), "gae_lambda": (0.0, 1.0), "ent_coef": (0.0, 1e3), "clip_range": (1e-6, 10.0),

@@ -170,23 +170,26 @@ def ordered_margin(previous: np.ndarray | None, margin: np.ndarray) -> np.ndarra
 class OrderedProgress(Score):
     """How much of the demo's course the episode has reproduced, in order, at any pace: the best stretch of
     demo frames matched in order by frames of the episode so far (``ordered_margin``), each demo frame
-    counting by how much its match beats a cosine distance of ``threshold``; the progress phi_t is that
-    stretch's total margin over ``threshold x T_d`` (about the fraction of the demo reproduced), and the
-    reward its increase phi_t - phi_{t-1} (potential-based shaping, Ng et al. 1999), so that an episode's
-    return is the progress it reached. The stretch may start anywhere: the human's reach for the cup,
-    which no robot frame shows, costs nothing. A pour at any pace reproduces the pour; a carry without
-    the tilt, a spill or standing still reproduce only the parts their frames match."""
+    counting by its margin, how much closer (cosine distance) the frame matched to it is than to the demo's
+    frames at the ``quantile`` of its distances to all of them (so that the margins do not depend on the
+    embedding's scale, nor on the distance between the robot's and the demonstrator's looks); the progress
+    phi_t is the stretch's total margin per demo frame, and the reward its increase phi_t - phi_{t-1}
+    (potential-based shaping, Ng et al. 1999), so that an episode's return is the progress it reached.
+    The stretch may start anywhere: the human's reach for the cup, which no robot frame shows, costs
+    nothing. A pour at any pace reproduces the pour; a carry without the tilt, a spill or standing still
+    reproduce only the parts their frames match."""
 
-    def __init__(self, demo: np.ndarray, threshold: float) -> None:
-        self.demo, self.threshold = np.asarray(demo, dtype=np.float64), threshold
+    def __init__(self, demo: np.ndarray, quantile: float) -> None:
+        self.demo, self.quantile = np.asarray(demo, dtype=np.float64), quantile
         self.rows: np.ndarray | None = None  # (N, T_d) each env's best stretch ending at every demo frame
         self.phi: np.ndarray | None = None
 
     def _margin(self, embeddings) -> np.ndarray:
-        return self.threshold - cosine_distances(embeddings, self.demo)
+        c = cosine_distances(embeddings, self.demo)
+        return np.quantile(c, self.quantile, axis=1, keepdims=True) - c
 
     def _progress(self, rows: np.ndarray) -> np.ndarray:
-        return np.maximum(rows.max(1), 0.0) / (self.threshold * self.demo.shape[0])
+        return np.maximum(rows.max(1), 0.0) / self.demo.shape[0]
 
     def restart(self, index, embeddings):
         index = np.asarray(index)
@@ -212,7 +215,7 @@ def make_score(kind: str, demo: np.ndarray, cfg: RewardConfig, episode_steps: in
     if kind == "orca":
         return OrderedCoverage(demo, cfg.temperature)
     if kind == "progress":
-        return OrderedProgress(demo, cfg.threshold)
+        return OrderedProgress(demo, cfg.quantile)
     raise ValueError(f"a learned reward is one of {', '.join(LEARNED)}, got {kind!r}")
 
 

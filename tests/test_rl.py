@@ -16,7 +16,7 @@ from tcn_robot.reward import LearnedRewardVecEnv, demo_index, goal_reward, make_
 from tcn_robot.rl.envs import AppendEmbedding, FrameInInfo
 
 STEPS = 5
-RCFG = RewardConfig(window=2, threshold=0.01)  # the demo has 9 frames: a window that does not cover all of them
+RCFG = RewardConfig(window=2)  # the demo has 9 frames: a window that does not cover all of them
 ENV = {"episode_steps": STEPS, "num_particles": 10, "image_size": 32}
 
 
@@ -71,23 +71,26 @@ def naive_orca(frames_emb: np.ndarray, demo: np.ndarray, temperature: float = 1.
     return cov[T - 1][Td - 1]
 
 
-def naive_progress(frames_emb: np.ndarray, demo: np.ndarray, threshold: float) -> float:
-    """The ordered progress of the episode so far, from scratch: over every stretch of demo frames a..b and
-    every in-order assignment of them to the frames so far (a later demo frame to the same or a later
-    frame), the largest total margin threshold - cosine distance, by recursion; over threshold x T_d."""
+def naive_progress(frames_emb: np.ndarray, demo: np.ndarray, quantile: float) -> float:
+    """The ordered progress of the episode so far, from scratch: over every stretch of demo frames and every
+    in-order assignment of them to the frames so far (a later demo frame to the same or a later frame), the
+    largest total margin (the frame's distance to the demo at the quantile of its distances to every demo
+    frame, minus its distance to the demo frame it is matched to), by recursion; per demo frame."""
     def cosdist(a, b):
         return 1 - float(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
 
     T, Td = len(frames_emb), len(demo)
+    dist = [[cosdist(frames_emb[i], demo[j]) for j in range(Td)] for i in range(T)]
+    level = [float(np.quantile(dist[i], quantile)) for i in range(T)]
     best = {}
 
     def stretch(i, j):  # the best stretch ending at demo frame j with frame j matched to a frame <= i
         if (i, j) not in best:
-            here = max(stretch(i, j - 1) if j else 0.0, 0.0) + threshold - cosdist(frames_emb[i], demo[j])
+            here = max(stretch(i, j - 1) if j else 0.0, 0.0) + level[i] - dist[i][j]
             best[i, j] = here if i == 0 else max(stretch(i - 1, j), here)
         return best[i, j]
 
-    return max(0.0, max(stretch(T - 1, j) for j in range(Td))) / (threshold * Td)
+    return max(0.0, max(stretch(T - 1, j) for j in range(Td))) / Td
 
 
 def per_env_rewards(enc, demo, kind, seed, acts):
@@ -108,7 +111,7 @@ def per_env_rewards(enc, demo, kind, seed, acts):
         elif kind == "orca":
             out.append(naive_orca(np.array(seen), demo))
         elif kind == "progress":  # the increase of the progress over the step
-            out.append(naive_progress(np.array(seen), demo, RCFG.threshold) - naive_progress(np.array(seen[:-1]), demo, RCFG.threshold))
+            out.append(naive_progress(np.array(seen), demo, RCFG.quantile) - naive_progress(np.array(seen[:-1]), demo, RCFG.quantile))
         else:
             out.append(float(goal_reward(w, demo[-1], np.linalg.norm(demo[0] - demo[-1])).numpy()[0]))
         if term or trunc:
