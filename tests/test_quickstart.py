@@ -1,24 +1,27 @@
-"""The main job as a newcomer runs it: the packaged quickstart end to end, on the three seeds of the
-quickstart's target (about 10 minutes each on a 2-core CPU; `pytest -m slow`). CI runs the smoke config of
-the same pipeline (.ci/run)."""
+"""The main job as a newcomer runs it: the packaged quickstart end to end, on the five seeds of its goal
+(10-14, never used for tuning; about 12 minutes each on a 2-core CPU; `pytest -m slow`). CI runs the smoke
+config of the same pipeline (.ci/run)."""
 import json
 
-import numpy as np
 import pytest
 
 from tcn_robot.cli import main
+from tcn_robot.config import load_config
+from tcn_robot.stats import iqm
 
 
 @pytest.mark.slow
-def test_the_quickstart_pipeline_learns_to_pour(tmp_path):
-    """Seeds 0-2 of the packaged quickstart: the policies, rewarded only by the TCN distance to one held-out
-    human-proxy video, put at least 70% of the particles into the bowl on average over 10 held-out
-    evaluation episodes each (the target of the quickstart; docs/results.md has every seed)."""
+def test_the_quickstart_pipeline_pours_on_every_seed(tmp_path):
+    """Seeds 10-14 of the packaged quickstart (no twin recordings): the policies, rewarded only by the TCN
+    embedding of their camera against one held-out human-proxy video, put into the bowl an interquartile
+    mean of at least 85% of the particles, and the worst seed at least 60% (10 held-out evaluation
+    episodes each; docs/results.md has every seed)."""
+    assert "paired" not in load_config().record.demonstrators
     poured = []
-    for seed in range(3):
+    for seed in range(10, 15):
         out = tmp_path / f"quickstart_s{seed}"
         assert main(["pipeline", "--out", str(out), "--seed", str(seed)]) == 0
         final = json.loads((out / "metrics.json").read_text())["train_rl"]
-        assert final["reward"] == "tcn" and len(final["final_eval"]["fraction_in_bowl"]) == 10
+        assert len(final["final_eval"]["fraction_in_bowl"]) == 10
         poured.append(final["final_eval"]["fraction_in_bowl_mean"])
-    assert np.mean(poured) >= 0.7, poured
+    assert iqm(poured) >= 0.85 and min(poured) >= 0.6, poured
