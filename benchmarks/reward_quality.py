@@ -1,5 +1,6 @@
 """Every learned reward without RL, over several TCNs: for each pipeline folder (its TCN, held-out data
-and demo), ``tcn-robot evaluate``'s reading of every reward kind, and a table per kind over the runs:
+and demo), ``tcn-robot evaluate``'s reading of every reward kind (the pipeline's own evaluation, or a new
+one with the ``key=value`` overrides given), and a table per kind over the runs:
 the rank correlation of held-out returns with the fraction poured, and the scripted probes (the demo's
 cup path replayed at its pace, 0.7x, 1.4x and started at once, against an upright carry, a pour past
 the bowl, a spill short of it and standing still): in how many runs every pour scores above every
@@ -29,9 +30,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("overrides", nargs="*", default=[], help="config overrides for evaluate (e.g. reward.threshold=0.2)")
     args = p.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
     readings = {}
     for run in args.runs:
-        out = args.out / run.name
+        out = args.out / run.name if args.overrides else run / "evaluate"
         if not (out / "metrics.json").is_file():
             demo = json.loads((run / "evaluate" / "metrics.json").read_text())["demo"]
             subprocess.run([TCN_ROBOT, "evaluate", "--config", str(run / "config.yaml"), "--checkpoint",

@@ -8,8 +8,8 @@ Two modes, each resumable (a finished run is read back, an interrupted one resum
     python benchmarks/seeds.py pipeline --out runs/seeds_qs --seeds 10-14 --recipe quickstart=""
     # PPO on fixed TCNs (pipeline folders, their config's reward unless a recipe names another), RL seeds per
     # TCN, overrides per recipe; --pace trains against the pipeline's demo played at that pace (frames resampled)
-    python benchmarks/seeds.py rl --out runs/seeds_rl --runs runs/seeds_qs/quickstart/s1{0..4} --seeds 0 \
-        --recipe progress="--reward progress" --pace 0.7 --pace 1.4
+    python benchmarks/seeds.py rl --out runs/seeds_rl --runs runs/seeds_qs/quickstart/s1{0..4} --seeds run \
+        --recipe progress="" --pace 0.7 --pace 1.4
 
 Prints one table row per recipe (and pace) and writes ``summary.json`` in ``--out``.
 """
@@ -100,7 +100,8 @@ def rl_mode(args) -> dict:
                 demo = folder / "data_heldout" / metrics["demo"]
                 if pace != 1.0:
                     demo = resample_demo(demo, args.out / "demos" / f"{folder.name}_{metrics['demo']}_x{pace}", pace)
-                for s in seeds(args.seeds):
+                run_seed = [int(json.loads((folder / "metrics.json").read_text())["train_rl"]["seed"])]
+                for s in run_seed if args.seeds == "run" else seeds(args.seeds):
                     rl = args.out / f"{name}_x{pace}" / f"{folder.name}_r{s}"
                     if not (rl / "metrics.json").is_file():
                         run(["train-rl", "--config", str(folder / "config.yaml"), "--out", str(rl),
@@ -108,7 +109,7 @@ def rl_mode(args) -> dict:
                              "--encoder", str(folder / "tcn" / "checkpoints" / "best.pt"), "--demo", str(demo),
                              "--seed", str(s), *shlex.split(overrides)], args.out / f"{rl.parent.name}_{rl.name}.log")
                     scores.append(final_fraction(rl / "metrics.json"))
-            out[label] = {**summary(scores), "runs": [str(r) for r in args.runs], "seeds": seeds(args.seeds)}
+            out[label] = {**summary(scores), "tcns": [str(r) for r in args.runs], "seeds": args.seeds}
     return out
 
 
@@ -121,7 +122,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("mode", choices=["pipeline", "rl"])
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--seeds", required=True, help="pipeline seeds, or RL seeds per TCN: 10-14 or 0,1,2")
+    p.add_argument("--seeds", required=True,
+                   help="pipeline seeds, or RL seeds per TCN: 10-14 or 0,1,2 (rl: `run`, each pipeline's own RL seed)")
     p.add_argument("--recipe", type=recipe, action="append", required=True, help='NAME="overrides and flags"')
     p.add_argument("--runs", type=Path, nargs="*", default=[], help="rl: pipeline folders whose TCN, data and demo to use")
     p.add_argument("--pace", type=float, action="append", help="rl: play the demo at this pace (repeatable)")

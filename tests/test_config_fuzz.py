@@ -19,7 +19,7 @@ SECTIONS = {"record": ("env.", "record."), "train-tcn": ("model.", "augment.", "
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz_data")
-    record_dataset(make_pour_config(episode_steps=8, num_particles=4), root, 3, 2, 16, 0, "human=1")
+    record_dataset(make_pour_config(episode_steps=8, num_particles=4), root, 4, 2, 16, 0, "human=0.5,robot=0.5")
     return root
 
 

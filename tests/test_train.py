@@ -180,7 +180,7 @@ def test_sequence_negatives_average_one_contrast_per_sequence(loss):
              "episode": torch.tensor([3, 3, 3, 3, 7, 7, 7, 7]), "time": torch.tensor([1, 5, 9, 20, 0, 4, 8, 30])}
     proj = torch.randn(12, 4, generator=g)
     embed = lambda frames: torch.nn.functional.normalize(frames.float().flatten(1) @ proj, dim=1)  # noqa: E731
-    full = load_config(None, [f"tcn.loss={loss}"])
+    full = load_config(None, [f"tcn.loss={loss}", "tcn.negatives=sequence"])
     cfg = full.tcn
     both = torch.cat([batch["anchor"], batch["positive"]])
     value = TCNMethod(full).contrast(embed(both), batch)

@@ -44,7 +44,8 @@ class Batches(IterableDataset):
         self.embodiments = sorted({k for v in kinds.values() for k in v})
         if len(self.embodiments) < 2:
             raise UserError(f"{self.cache.dataset_root}: domain confusion on the TCN batch (tcn.domain_frames=batch) needs "
-                            f"footage of two embodiments at least; found only {', '.join(self.embodiments)}")
+                            f"footage of two embodiments at least; found only {', '.join(self.embodiments)} (tcn.domain_weight=0 trains "
+                            "without it)")
         self._view_kind = {i: np.array([self.embodiments.index(k) for k in v]) for i, v in kinds.items()}
 
     def embodiment_of(self, episode: int, views: np.ndarray) -> np.ndarray:
@@ -81,12 +82,12 @@ class MultiViewTCNBatches(Batches):
                  embodiments: bool = False) -> None:
         super().__init__(cache, seed, rank, world_size)
         self.embodied = embodiments
-        if embodiments:
-            self.label_embodiments()
         single = [cache.episodes[i].name for i in self.episodes if cache.episodes[i].num_views < 2]
         if single:
             raise UserError(f"{cache.dataset_root}: episode {single[0]} has one view ({len(single)} such); multi-view TCN needs "
                             "at least two per episode (use tcn.mode=singleview)")
+        if embodiments:
+            self.label_embodiments()
         self.sequences, self.per_sequence = sequences, per_sequence
 
     def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
