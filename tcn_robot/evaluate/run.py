@@ -295,6 +295,11 @@ def _f(x, pct: bool = True) -> str:
     return f"{100 * x:.1f}" if pct else f"{x:.2f}"
 
 
+def _g(x) -> str:
+    """Three significant digits: returns differ in scale by reward kind (progress sums to about 0.1)."""
+    return "-" if x is None else f"{x:.3g}"
+
+
 def _ordered(values: dict[str, float], order: tuple[str, ...]) -> bool | None:
     """Whether the groups of ``order`` present in ``values`` are strictly decreasing in that order;
     None when fewer than two are present (nothing to compare)."""
@@ -335,7 +340,7 @@ def report(results: dict, ev: Evaluation, data) -> str:
             k = m["reward_kinds"][kind]
             returns = k.get("probe_returns", {})
             kinds.append(f"| {name} | {kind} | {_f(k['spearman_return_vs_poured'], False)} | {_yes_no(k.get('pours_above_others'))} "
-                         f"| {_f(k.get('margin'), False)} | " + " | ".join(_f(returns.get(p), False) for p in PROBES) + " |")
+                         f"| {_f(k.get('margin'), False)} | " + " | ".join(_g(returns.get(p)) for p in PROBES) + " |")
     first = next(iter(results.values()))["reward_kinds"]
     probes_note = (f"The probes could not run: {first['probes_missing']}." if "probes_missing" in first else
                    "Fraction in the bowl of each probe: " + ", ".join(f"{p} {v:.2f}" for p, v in first["probe_fraction_in_bowl"].items()) + ".")
