@@ -1,12 +1,12 @@
 """Every learned reward without RL, over several TCNs: for each pipeline folder (its TCN, held-out data
 and demo), ``tcn-robot evaluate``'s reading of every reward kind (the pipeline's own evaluation, or a new
-one with the ``key=value`` overrides given), and a table per kind over the runs:
+one with the ``--set key=value`` overrides given), and a table per kind over the runs:
 the rank correlation of held-out returns with the fraction poured, and the scripted probes (the demo's
 cup path replayed at its pace, 0.7x, 1.4x and started at once, against an upright carry, a pour past
 the bowl, a spill short of it and standing still): in how many runs every pour scores above every
 non-pour, the worst margin, and each probe's mean return over the runs.
 
-    python benchmarks/reward_quality.py --out runs/reward_quality runs/q_s0 runs/q_s1 runs/q_s2 [key=value ...]
+    python benchmarks/reward_quality.py --out runs/reward_quality runs/q_s0 runs/q_s1 runs/q_s2 [--set reward.quantile=0.05 ...]
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", type=Path, nargs="+", help="pipeline folders")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("overrides", nargs="*", default=[], help="config overrides for evaluate (e.g. reward.threshold=0.2)")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="config overrides for a new evaluation in --out (e.g. reward.quantile=0.05)")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     readings = {}
