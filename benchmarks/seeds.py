@@ -100,8 +100,9 @@ def rl_mode(args) -> dict:
                 demo = folder / "data_heldout" / metrics["demo"]
                 if pace != 1.0:
                     demo = resample_demo(demo, args.out / "demos" / f"{folder.name}_{metrics['demo']}_x{pace}", pace)
-                run_seed = [int(json.loads((folder / "metrics.json").read_text())["train_rl"]["seed"])]
-                for s in run_seed if args.seeds == "run" else seeds(args.seeds):
+                rl_seeds = ([int(json.loads((folder / "metrics.json").read_text())["train_rl"]["seed"])]
+                            if args.seeds == "run" else seeds(args.seeds))
+                for s in rl_seeds:
                     rl = args.out / f"{name}_x{pace}" / f"{folder.name}_r{s}"
                     if not (rl / "metrics.json").is_file():
                         run(["train-rl", "--config", str(folder / "config.yaml"), "--out", str(rl),
@@ -128,6 +129,8 @@ def main() -> None:
     p.add_argument("--runs", type=Path, nargs="*", default=[], help="rl: pipeline folders whose TCN, data and demo to use")
     p.add_argument("--pace", type=float, action="append", help="rl: play the demo at this pace (repeatable)")
     args = p.parse_args()
+    if args.seeds == "run" and args.mode == "pipeline":
+        p.error("--seeds run (each pipeline's own RL seed) is for rl mode; pipeline mode needs seeds such as 10-14")
     args.out.mkdir(parents=True, exist_ok=True)
     results = pipeline_mode(args) if args.mode == "pipeline" else rl_mode(args)
     previous = json.loads((args.out / "summary.json").read_text()) if (args.out / "summary.json").is_file() else {}

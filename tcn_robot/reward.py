@@ -100,57 +100,42 @@ def cosine_distances(w: np.ndarray, v: np.ndarray) -> np.ndarray:
     return 1.0 - w @ v.T
 
 
-def ordered_cover(previous: np.ndarray | None, cost: np.ndarray, hold_last: bool = True) -> np.ndarray:
-    """One row of the ordered cover of the demo (ORCA's coverage in cost form; Huey et al. 2025): for each
-    demo frame j, the least total cost of matching demo frames 0..j, in order, to frames of the episode
-    so far (a later demo frame to the same or a later episode frame). ``cost`` (N, T_d) are the costs of
-    the N current frames, ``previous`` the rows of the frames before (None for an episode's first frame):
-    L[t, 0] = min(L[t-1, 0], c_0); L[t, j] = min(L[t-1, j], L[t, j-1] + c_j). ORCA keeps its last column
-    only as the current frame's (``hold_last=False``: L[t, -1] = L[t, -2] + c_-1)."""
+def ordered_cover(previous: np.ndarray | None, cost: np.ndarray) -> np.ndarray:
+    """One row of ORCA's ordered coverage of the demo in cost form (Huey et al. 2025): for each demo frame
+    j, the least total cost of matching demo frames 0..j, in order, to frames of the episode so far (a
+    later demo frame to the same or a later episode frame). ``cost`` (N, T_d) are the costs of the N
+    current frames, ``previous`` the rows of the frames before (None for an episode's first frame):
+    L[t, 0] = min(L[t-1, 0], c_0); L[t, j] = min(L[t-1, j], L[t, j-1] + c_j); the last column is the
+    current frame's only, as in ORCA: L[t, -1] = L[t, -2] + c_-1."""
     row = np.empty_like(cost)
     last = cost.shape[1] - 1
     row[:, 0] = cost[:, 0] if previous is None else np.minimum(previous[:, 0], cost[:, 0])
     for j in range(1, last + 1):
         step = row[:, j - 1] + cost[:, j]
-        row[:, j] = step if previous is None or (j == last and not hold_last) else np.minimum(previous[:, j], step)
+        row[:, j] = step if previous is None or j == last else np.minimum(previous[:, j], step)
     return row
 
 
-class _Cover(Score):
-    """A score that keeps each env's ordered cover of the demo (``ordered_cover``), frame by frame."""
-
-    hold_last = True
-
-    def __init__(self, demo: np.ndarray) -> None:
-        self.demo = np.asarray(demo, dtype=np.float64)
-        self.rows: np.ndarray | None = None  # (N, T_d) each env's cover of the demo so far
-
-    def restart(self, index, embeddings):
-        index = np.asarray(index)
-        if self.rows is None:  # the first restart is every env's
-            self.rows = np.zeros((int(index.max()) + 1, len(self.demo)))
-        self.rows[index] = ordered_cover(None, cosine_distances(embeddings, self.demo), self.hold_last)
-
-    def advance(self, embeddings) -> np.ndarray:
-        self.rows = ordered_cover(self.rows, cosine_distances(embeddings, self.demo), self.hold_last)
-        return self.rows
-
-
-class OrderedCoverage(_Cover):
+class OrderedCoverage(Score):
     """ORCA's reward (Huey et al. 2025, "Imitation Learning from a Single Temporally Misaligned Video"):
     the probability that the episode so far has covered every demo frame in order and now matches the
     last, exp(-L[t, T_d - 1] / temperature) in [0, 1] (match probabilities exp(-cosine distance /
     temperature), their products the ordered cover's sums). Online: each env's cover is updated with
     its frame at every step, its reset frame first."""
 
-    hold_last = False
-
     def __init__(self, demo: np.ndarray, temperature: float) -> None:
-        super().__init__(demo)
-        self.temperature = temperature
+        self.demo, self.temperature = np.asarray(demo, dtype=np.float64), temperature
+        self.rows: np.ndarray | None = None  # (N, T_d) each env's cover of the demo so far
+
+    def restart(self, index, embeddings):
+        index = np.asarray(index)
+        if self.rows is None:  # the first restart is every env's
+            self.rows = np.zeros((int(index.max()) + 1, len(self.demo)))
+        self.rows[index] = ordered_cover(None, cosine_distances(embeddings, self.demo))
 
     def __call__(self, embeddings, steps):
-        return np.exp(-self.advance(embeddings)[:, -1] / self.temperature)
+        self.rows = ordered_cover(self.rows, cosine_distances(embeddings, self.demo))
+        return np.exp(-self.rows[:, -1] / self.temperature)
 
 
 def ordered_margin(previous: np.ndarray | None, margin: np.ndarray) -> np.ndarray:

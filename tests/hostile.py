@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tcn_robot.cli import main
+from tcn_robot.runs import LOCK
 
 SCRIPT = str(Path(sys.executable).with_name("tcn-robot"))
 WORLD = ["env.episode_steps=20", "env.num_particles=10", "env.image_size=32"]
@@ -19,13 +20,14 @@ RL = [*WORLD, "rl.eval_every=64", "rl.eval_episodes=1", "rl.ppo.n_steps=32", "rl
 
 
 def snapshot(*folders: Path) -> dict:
-    """sha256 of every file under ``folders`` (symlinks not followed)."""
+    """sha256 of every file under ``folders`` (symlinks not followed), less the commands' lock files, which
+    each command rewrites with its own process id and start time."""
     out = {}
     for d in folders:
         for root, _, files in os.walk(d):
             for name in files:
                 f = Path(root) / name
-                if f.is_file() and not f.is_symlink():
+                if f.is_file() and not f.is_symlink() and not name.startswith(LOCK):
                     out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 
