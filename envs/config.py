@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from .behaviours import SCENES, behaviours_of
+
 DEMONSTRATORS = ("human", "robot", "random", "paired")  # paired: the human proxy and its robot twin, recorded together
 
 
@@ -65,6 +67,14 @@ class PourConfig:
     bowl_height: float = 0.045
     bowl_x_range: tuple[float, float] = (0.22, 0.28)
     bowl_y_range: tuple[float, float] = (-0.02, 0.02)
+    # Several pouring tasks in one scene (envs/behaviours.py): "bowl" is the single bowl above; "bowl_jar" adds a
+    # jar (narrower, taller); each receptacle's x is drawn from bowl_x_range, |y| from receptacle_y, and which one
+    # stands on the +y side is drawn at every reset. ``behaviour`` is what the env reward asks for (bowl, jar, half).
+    scene: str = "bowl"
+    behaviour: str = "bowl"
+    jar_radius: float = 0.06
+    jar_height: float = 0.09
+    receptacle_y: tuple[float, float] = (0.1, 0.13)
     # Control: 20 Hz task-space control over 240 Hz physics.
     physics_hz: float = 240.0
     substeps: int = 12
@@ -98,6 +108,11 @@ class PourConfig:
     shaping_weight: float = 0.3
 
 
+# The scene of several pouring tasks (envs/behaviours.py): a bowl and a jar, sides drawn at every reset, and the
+# y axis in the action space to reach either.
+FAMILY = {"scene": "bowl_jar", "action_axes": ("x", "y", "z", "tilt"), "y_limits": (-0.2, 0.2)}
+
+
 def make_pour_config(config: PourConfig | dict[str, Any] | None = None, **overrides: Any) -> PourConfig:
     """Return a validated ``PourConfig`` from a config object or dict plus keyword overrides.
 
@@ -120,7 +135,8 @@ def make_pour_config(config: PourConfig | dict[str, Any] | None = None, **overri
 POUR_RANGES = {
     "num_particles": (1, 2000), "particle_radius": (1e-4, 0.05), "particle_mass": (1e-6, 1.0), "particle_friction": (0.0, 10.0),
     "solver_iterations": (1, 1000), "cup_radius": (0.005, 0.2), "cup_height": (0.01, 0.5), "cup_wall": (0.001, 0.05),
-    "cup_mass": (1e-3, 10.0), "bowl_radius": (0.01, 0.5), "bowl_height": (0.005, 0.5), "physics_hz": (10.0, 10_000.0),
+    "cup_mass": (1e-3, 10.0), "bowl_radius": (0.01, 0.5), "bowl_height": (0.005, 0.5),
+    "jar_radius": (0.01, 0.5), "jar_height": (0.005, 0.5), "receptacle_y": (0.0, 1.0), "physics_hz": (10.0, 10_000.0),
     "substeps": (1, 1000), "episode_steps": (1, 100_000), "max_delta_pos": (1e-4, 1.0), "max_delta_tilt": (1e-4, 3.2),
     "z_max": (0.01, 2.0), "settle_substeps": (0, 100_000), "agent_view": (0, 63), "image_size": (8, 1024),
     "jitter_deg": (0.0, 90.0), "jitter_m": (0.0, 1.0), "near": (1e-4, 10.0), "far": (0.01, 1e4), "pour_distance": (0.0, 10.0),
@@ -142,7 +158,11 @@ def check_ranges(obj, ranges: dict[str, tuple[float, float]], prefix: str = "") 
 
 def _check(cfg: PourConfig) -> None:
     check_ranges(cfg, POUR_RANGES)
-    for name in ("bowl_x_range", "bowl_y_range", "tilt_limits", "x_limits", "y_limits"):
+    if cfg.scene not in SCENES:
+        raise ValueError(f"scene must be one of {list(SCENES)}, got {cfg.scene!r}")
+    if cfg.behaviour not in behaviours_of(cfg.scene):
+        raise ValueError(f"behaviour {cfg.behaviour!r} is not one of the scene {cfg.scene!r}'s: {list(behaviours_of(cfg.scene))}")
+    for name in ("bowl_x_range", "bowl_y_range", "receptacle_y", "tilt_limits", "x_limits", "y_limits"):
         low, high = getattr(cfg, name)
         if not low <= high:
             raise ValueError(f"{name} must be (low, high) with low <= high, got {list(getattr(cfg, name))}")

@@ -5,7 +5,10 @@ one episode of a ``PourEnv`` and yields one ``Step`` per control step; the recor
 camera rig after each. Poses follow minimum-jerk segments between keyframes with seeded
 variation in timing, pour angle and path, occasional partial pours, and occasional missed pours
 (tipped out short of the bowl or carried past it, onto the table: the failures a learned reward
-must tell apart from a pour).
+must tell apart from a pour). Every demonstrator performs the env's behaviour for the episode
+(envs/behaviours.py): it pours into that behaviour's receptacle, and for ``half`` it pours part and
+stops; in a scene with several behaviours a partial pour is the ``half`` behaviour, never a
+variation of another.
 """
 from __future__ import annotations
 
@@ -43,17 +46,22 @@ def _segment(a: np.ndarray, b: np.ndarray, steps: int) -> list[np.ndarray]:
 
 
 def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial: bool, miss: str | None = None) -> list[np.ndarray]:
-    """Cup poses [x, y, z, tilt] per control step: lift, carry to the bowl, pour, return, put down.
+    """Cup poses [x, y, z, tilt] per control step: lift, carry to the receptacle, pour, return, put down.
 
-    ``start`` is the cup's grasp centre standing on the table. A ``miss`` puts the particles on the
-    table: ``short`` pours at a point up to 20% of the way from ``start`` to the bowl, ``past``
-    carries the cup beyond the bowl to the far end of the workspace (``x_limits``) and pours there.
+    ``start`` is the cup's grasp centre standing on the table; the receptacle is the env's
+    behaviour's. ``partial`` is overridden by the behaviour where the scene has several (``half``
+    pours part, the others pour all). A ``miss`` puts the particles on the table: ``short`` pours at
+    a point up to 20% of the way from ``start`` to the receptacle, ``past`` carries the cup beyond it
+    to the far end of the workspace (``x_limits``) and pours there.
     """
     if miss not in (None, *MISSES):
         raise ValueError(f"miss must be None or one of {MISSES}, got {miss!r}")
     world = env.world
+    behaviour = world.behaviour
+    if behaviour.goal < 1.0 or env.cfg.scene != "bowl":
+        partial = False  # ``half`` pours like a full pour, stopped by the demonstrator (stop_due)
     u = rng.uniform
-    pour = world.pour_point() + np.array([u(-0.012, 0.012), u(-0.01, 0.01), u(-0.02, 0.02)])
+    pour = world.pour_point(behaviour.receptacle) + np.array([u(-0.012, 0.012), u(-0.01, 0.01), u(-0.02, 0.02)])
     if miss == "short":
         pour[:2] = start[:2] + u(0.0, 0.2) * (pour[:2] - start[:2])
     elif miss == "past":
@@ -67,12 +75,39 @@ def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial
     back = np.array([start[0], start[1], start[2] + u(0.04, 0.08), 0.0])
     plan = _segment(p0, lifted, int(rng.integers(6, 10)))
     plan += _segment(lifted, above, int(rng.integers(10, 15)))
-    plan += _segment(above, tilted, int(rng.integers(6, 11)))
+    if behaviour.goal < 1.0:  # to just below the spilling angle, then slowly to a gentle pouring angle
+        brink, tilted = np.array([*pour, SLOW_FROM]), np.array([*pour, SLOW_TO + (angle - 2.1) / 3])
+        plan += _segment(above, brink, int(rng.integers(6, 11)))
+        plan += _segment(brink, tilted, SLOW_STEPS)
+    else:
+        plan += _segment(above, tilted, int(rng.integers(6, 11)))
     plan += [tilted] * hold
     plan += _segment(tilted, above, int(rng.integers(6, 9)))
     plan += _segment(above, back, int(rng.integers(10, 15)))
     plan += _segment(back, p0, int(rng.integers(5, 8)))
     return plan
+
+
+# A partial behaviour (goal < 1) tips the cup to SLOW_FROM, on over SLOW_STEPS to SLOW_BELOW under a full pour's
+# angle, and back upright over UPRIGHT_STEPS once STOP_AT x its goal has left the cup (more follows while it turns back).
+SLOW_FROM, SLOW_TO, SLOW_STEPS, STOP_AT, UPRIGHT_STEPS = 1.5, 1.72, 10, 0.6, 4
+ROBOT_STOP_AT = 0.05  # the arm's tilt lags its command by 2-3 control steps: it stops earlier
+
+
+def stop_due(env: PourEnv, pose: np.ndarray, stop_at: float = STOP_AT) -> bool:
+    """Whether a demonstrator of a behaviour with goal g < 1 must stop pouring now: the cup is
+    tipped and ``stop_at`` x g of the particles have left it (as a person watches the flow)."""
+    goal = env.world.behaviour.goal
+    return goal < 1.0 and pose[3] > 0.0 and 1.0 - env.measurement.in_cup >= stop_at * goal
+
+
+def stop_pour(poses: list, k: int, pose_of=lambda entry: entry, entry_of=lambda pose: pose) -> list:
+    """``poses`` with the pour stopped after step ``k``: tipped back upright over ``UPRIGHT_STEPS`` steps
+    to the next upright pose of the plan, then the rest of the plan. ``pose_of`` / ``entry_of`` map
+    entries of a script to poses and back."""
+    j = next(i for i in range(k + 1, len(poses)) if pose_of(poses[i])[3] == 0.0)
+    back = _segment(pose_of(poses[k]), pose_of(poses[j]), UPRIGHT_STEPS)
+    return poses[: k + 1] + [entry_of(p) for p in back] + poses[j + 1:]
 
 
 def draw_miss(rng: np.random.Generator, miss_prob: float) -> str | None:
@@ -95,9 +130,17 @@ def human_script(env: PourEnv, seed: int, partial_prob: float = 0.1, miss_prob: 
     retreat = _segment(np.array([*cup, 0.0]), np.array([*pregrasp, 0.0]) + [0, -0.05, 0.06, 0], int(rng.integers(6, 10)))
     script = [(pose, None, False) for pose in reach] + [(reach[-1], "grasp", True)] + [(pose, None, True) for pose in plan]
     script += [(plan[-1], "release", False)] + [(pose, None, False) for pose in retreat]
-    while len(script) < env.cfg.episode_steps:
-        script.append((script[-1][0], None, False))
-    return script[: env.cfg.episode_steps]
+    return _fit(script, env.cfg.episode_steps)
+
+
+def _fit(script: list, steps: int) -> list:
+    """``script`` cut or padded (standing still, not holding) to ``steps`` entries."""
+    return (script + [(script[-1][0], None, False)] * steps)[:steps]
+
+
+def _stop_script(script: list, k: int) -> list:
+    """A human script with its pour stopped after entry ``k`` (see ``stop_pour``)."""
+    return _fit(stop_pour(script, k, lambda e: e[0], lambda p: (p, None, True)), len(script))
 
 
 def _hand_step(env: PourEnv, pose: np.ndarray, event: str | None) -> Step:
@@ -118,28 +161,37 @@ def _drive(env: PourEnv, pose: np.ndarray) -> Step:
 
 def _human_pour(env: PourEnv, seed: int, partial_prob: float = 0.1, miss_prob: float = 0.15) -> Iterator[Step]:
     """The floating hand reaches for the cup, grasps it, pours, puts it down and withdraws."""
-    for pose, event, _ in human_script(env, seed, partial_prob, miss_prob):
+    script, stopped = human_script(env, seed, partial_prob, miss_prob), False
+    for k in range(len(script)):
+        pose, event, holding = script[k]
         yield _hand_step(env, pose, event)
+        if holding and not stopped and stop_due(env, pose):
+            script, stopped = _stop_script(script, k), True
 
 
 def run_paired(human_env: PourEnv, robot_env: PourEnv, seed: int, partial_prob: float = 0.1,
-               miss_prob: float = 0.15) -> Iterator[tuple[Step, Step]]:
+               miss_prob: float = 0.15, behaviour: str | None = None) -> Iterator[tuple[Step, Step]]:
     """The human-proxy pour and, in a twin world built from the same seed (same scene, colours and
     cameras), the robot moving the cup along the same path: it holds the cup still while the hand
     reaches and after it lets go, and follows the hand's cup pose while the hand holds it.
     Resets both envs now; yields (human step, robot step) per control step."""
     if human_env.embodiment != "human" or robot_env.embodiment != "robot":
         raise ValueError("run_paired needs a human and a robot PourEnv")
-    human_env.reset(seed=seed)
-    robot_env.reset(seed=seed)
+    options = None if behaviour is None else {"behaviour": behaviour}
+    human_env.reset(seed=seed, options=options)
+    robot_env.reset(seed=seed, options=options)
     script = human_script(human_env, seed, partial_prob, miss_prob)
 
     def steps():
-        held = np.array([*robot_env.target_center, 0.0])
-        for pose, event, holding in script:
+        nonlocal script
+        held, stopped = np.array([*robot_env.target_center, 0.0]), False
+        for k in range(len(script)):
+            pose, event, holding = script[k]
             human = _hand_step(human_env, pose, event)
             held = pose if holding else held
             yield human, _drive(robot_env, held)
+            if holding and not stopped and stop_due(human_env, pose):
+                script, stopped = _stop_script(script, k), True
 
     return steps()
 
@@ -152,12 +204,15 @@ def _robot_pour(env: PourEnv, seed: int, noise: float = 0.15, partial_prob: floa
     start = env.target_center.copy()
     plan = pour_plan(env, rng, start, partial=rng.uniform() < partial_prob, miss=draw_miss(rng, miss_prob))
     plan = [np.array([*start, 0.0])] * int(rng.integers(0, 8)) + plan
+    stopped = False
     for k in range(env.cfg.episode_steps):
         goal = plan[min(k, len(plan) - 1)]
         action = np.clip(env.action_for(goal[:3], goal[3]) + noise * rng.standard_normal(env.action_space.shape), -1, 1)
         action = action.astype(np.float32)
         obs, reward, _, _, info = env.step(action)
         yield Step(action, obs, reward, info)
+        if k < len(plan) and not stopped and stop_due(env, goal, ROBOT_STOP_AT):
+            plan, stopped = stop_pour(plan, k), True
 
 
 def _random_exploration(env: PourEnv, seed: int, smoothing: float = 0.85) -> Iterator[Step]:
@@ -174,8 +229,9 @@ def _random_exploration(env: PourEnv, seed: int, smoothing: float = 0.85) -> Ite
 _PLAYERS = {"human": _human_pour, "robot": _robot_pour, "random": _random_exploration}
 
 
-def run_demonstrator(name: str, env: PourEnv, seed: int, **kwargs) -> Iterator[Step]:
-    """Reset ``env`` with ``seed`` now and return the demonstrator's steps, one per control step.
+def run_demonstrator(name: str, env: PourEnv, seed: int, behaviour: str | None = None, **kwargs) -> Iterator[Step]:
+    """Reset ``env`` with ``seed`` (and ``behaviour``, default the env's config's) now and return
+    the demonstrator's steps, one per control step.
 
     ``name`` is ``human`` (``env`` built with ``embodiment="human"``), ``robot`` or ``random``
     (robot embodiment). Keyword arguments go to the demonstrator (``partial_prob``, ``miss_prob``, ``noise``,
@@ -186,5 +242,5 @@ def run_demonstrator(name: str, env: PourEnv, seed: int, **kwargs) -> Iterator[S
     wanted = "human" if name == "human" else "robot"
     if env.embodiment != wanted:
         raise ValueError(f"the {name} demonstrator needs PourEnv(embodiment={wanted!r}), got {env.embodiment!r}")
-    env.reset(seed=seed)
+    env.reset(seed=seed, options=None if behaviour is None else {"behaviour": behaviour})
     return _PLAYERS[name](env, seed, **kwargs)

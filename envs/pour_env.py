@@ -3,9 +3,11 @@
 Action: Box [-1, 1]^k of deltas of the commanded cup grasp centre (axes from ``x``, ``y``, ``z``)
 and tilt, scaled by ``max_delta_pos`` / ``max_delta_tilt`` and clamped to the workspace; executed
 by IK at 20 Hz over 240 Hz physics. Observation (``obs_type="state"``): float32 vector
-``[joint angles (7), cup centre (3), cup quaternion (4), tilt (1), bowl centre x, y (2), t / T (1)]``;
-``obs_type="pixels"`` gives a Dict of per-camera uint8 images ``view{k}`` (S, S, 3) plus ``state``.
-Episodes last ``episode_steps`` control steps and then terminate (time is part of the state).
+``[joint angles (7), cup centre (3), cup quaternion (4), tilt (1), centre x, y of each receptacle
+(2 per receptacle: bowl, then jar), t / T (1)]``; ``obs_type="pixels"`` gives a Dict of per-camera
+uint8 images ``view{k}`` (S, S, 3) plus ``state``. Episodes last ``episode_steps`` control steps
+and then terminate (time is part of the state). The behaviour the reward asks for is
+``config.behaviour``, or ``reset(options={"behaviour": name})`` for one episode.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from .behaviours import BEHAVIOURS, SCENES, behaviours_of, performed
 from .config import PourConfig, make_pour_config
 from .robot import NUM_JOINTS, Robot
 from .task import Measurement, PouringWorld
 
-STATE_DIM = NUM_JOINTS + 3 + 4 + 1 + 2 + 1
 OBS_TYPES = ("state", "pixels")
 
 
@@ -55,7 +57,8 @@ class PourEnv(gym.Env):
         self.world = PouringWorld(self.cfg, embodiment)
         self.metadata = {**self.metadata, "render_fps": int(round(self.cfg.physics_hz / self.cfg.substeps))}
         self.action_space = spaces.Box(-1.0, 1.0, (len(self.cfg.action_axes),), np.float32)
-        high = np.array([np.pi] * NUM_JOINTS + [5.0] * 3 + [1.0] * 4 + [np.pi] + [5.0] * 2 + [1.0], np.float32)
+        receptacles = len(SCENES[self.cfg.scene])
+        high = np.array([np.pi] * NUM_JOINTS + [5.0] * 3 + [1.0] * 4 + [np.pi] + [5.0] * 2 * receptacles + [1.0], np.float32)
         low = -high
         low[-1] = 0.0
         state = spaces.Box(low, high, dtype=np.float32)
@@ -73,6 +76,10 @@ class PourEnv(gym.Env):
     # ----------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        behaviour = (options or {}).get("behaviour", self.cfg.behaviour)
+        if behaviour not in behaviours_of(self.cfg.scene):
+            raise ValueError(f"behaviour {behaviour!r} is not one of the scene {self.cfg.scene!r}'s: {list(behaviours_of(self.cfg.scene))}")
+        self.world.behaviour = BEHAVIOURS[behaviour]
         self.world.build(self.np_random)
         self.t = 0
         self.measurement = self.world.measure()
@@ -144,7 +151,8 @@ class PourEnv(gym.Env):
         holder = self.world.holder
         joints = holder.joint_angles() if isinstance(holder, Robot) else np.zeros(NUM_JOINTS)
         return np.concatenate(
-            [joints, m.cup_center, m.cup_quat, [m.tilt], self.world.bowl_pos[:2], [self.t / self.cfg.episode_steps]]
+            [joints, m.cup_center, m.cup_quat, [m.tilt], *(pos[:2] for pos, _, _ in self.world.receptacles.values()),
+             [self.t / self.cfg.episode_steps]]
         ).astype(np.float32)
 
     def _obs(self):
@@ -156,7 +164,9 @@ class PourEnv(gym.Env):
 
     def _info(self) -> dict:
         m = self.measurement
-        info = {**m.info(), "is_success": m.in_bowl >= self.cfg.success_fraction}
+        score = self.world.behaviour.score(m.fractions)
+        info = {**m.info(), "behaviour": self.world.behaviour.name, "goal_score": score,
+                "behaviour_performed": performed(m.fractions, self.cfg.scene), "is_success": score >= self.cfg.success_fraction}
         if self.cfg.views_in_info:
             info["views"] = self.world.render()
         return info

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .behaviours import BEHAVIOURS, RECEPTACLES, SCENES, Behaviour
 from .cameras import Camera, projection_matrix, sample_camera
 from .config import PourConfig
 from .grasp import cup_angle_from_vertical, cup_tilt, quat_to_matrix
@@ -31,6 +32,7 @@ class Measurement:
 
     in_cup: float
     in_bowl: float
+    in_jar: float  # 0 in a scene without a jar
     spilled: float
     in_air: float
     contact: bool
@@ -46,11 +48,17 @@ class Measurement:
         """The ``info`` entries of this measurement (plain Python scalars)."""
         return {
             "fraction_in_bowl": self.in_bowl,
+            "fraction_in_jar": self.in_jar,
             "fraction_in_cup": self.in_cup,
             "fraction_spilled": self.spilled,
             "fraction_in_air": self.in_air,
             **{a: getattr(self, a) for a in ATTRIBUTES},
         }
+
+    @property
+    def fractions(self) -> dict[str, float]:
+        """Where the particles are, as ``Behaviour.score`` reads it."""
+        return {"bowl": self.in_bowl, "jar": self.in_jar, "cup": self.in_cup}
 
 
 def _hsv(h: float, s: float, v: float) -> tuple[float, float, float, float]:
@@ -76,6 +84,8 @@ class PouringWorld:
         self.holder: Robot | Hand | None = None
         self.cameras: list[Camera] = []
         self.bowl_pos = np.zeros(3)
+        self.receptacles: dict[str, tuple[np.ndarray, float, float]] = {}  # name -> (position, radius, height)
+        self.behaviour: Behaviour = BEHAVIOURS[cfg.behaviour]  # what reward() asks for; the env may set it per episode
         self.frame_index = 0
 
     # ----------------------------------------------------------------- build
@@ -94,8 +104,7 @@ class PouringWorld:
         walls += [((0.02, 4, 2), (s * 3, 0, 0.8), (0, 0, 0, 1)) for s in (-1, 1)]
         walls += [((4, 0.02, 2), (0, s * 3, 0.8), (0, 0, 0, 1)) for s in (-1, 1)]
         sim.add_boxes("room", walls, (0, 0, 0), 0.0, colors["background"], collide=False)
-        self.bowl_pos = np.array([rng.uniform(*cfg.bowl_x_range), rng.uniform(*cfg.bowl_y_range), cfg.cup_wall])
-        self.bowl = sim.add_container("bowl", cfg.bowl_radius, cfg.bowl_height, 0.01, 16, self.bowl_pos, 0.0, colors["bowl"])
+        self._build_receptacles(rng, colors)
         cup_origin = np.array([*cfg.cup_start, cfg.cup_wall])
         self.cup = sim.add_container("cup", cfg.cup_radius, cfg.cup_height, cfg.cup_wall, 12, cup_origin, cfg.cup_mass, colors["cup"])
         sim.client.changeDynamics(self.cup, -1, lateralFriction=0.8)
@@ -125,6 +134,24 @@ class PouringWorld:
         self.jitter_seed = int(rng.integers(2**31))
         self.frame_index = 0
 
+    def _build_receptacles(self, rng: np.random.Generator, colors: dict) -> None:
+        """The bowl (and in ``bowl_jar`` the jar, on the side opposite the bowl, the side drawn here)."""
+        cfg, sim = self.cfg, self.sim
+        size = {"bowl": (cfg.bowl_radius, cfg.bowl_height, 16), "jar": (cfg.jar_radius, cfg.jar_height, 14)}
+        if cfg.scene == "bowl":
+            places = {"bowl": (rng.uniform(*cfg.bowl_x_range), rng.uniform(*cfg.bowl_y_range))}
+        else:
+            side = 1.0 if rng.uniform() < 0.5 else -1.0
+            places = {name: (rng.uniform(*cfg.bowl_x_range), s * rng.uniform(*cfg.receptacle_y))
+                      for name, s in zip(SCENES[cfg.scene], (side, -side))}
+        self.receptacles = {}
+        for name, (x, y) in places.items():
+            radius, height, segments = size[name]
+            pos = np.array([x, y, cfg.cup_wall])
+            sim.add_container(name, radius, height, 0.01, segments, pos, 0.0, colors[name])
+            self.receptacles[name] = (pos, radius, height)
+        self.bowl_pos = self.receptacles["bowl"][0]
+
     def _particle_grid(self) -> np.ndarray:
         """Start positions (N, 3) in the cup frame: layers of a centre and a ring of 7, staggered."""
         cfg = self.cfg
@@ -141,15 +168,17 @@ class PouringWorld:
         return np.array(pts[: cfg.num_particles])
 
     def _draw_colors(self, rng: np.random.Generator) -> dict:
+        """Colours and light; the receptacles' colours come from one distribution (or are equal), so
+        that a receptacle is known by its shape, never by its colour."""
         if not self.cfg.randomize:
             return {
                 "table": (0.55, 0.4, 0.28, 1), "background": (0.82, 0.84, 0.88, 1), "bowl": (0.2, 0.4, 0.8, 1),
-                "cup": (0.92, 0.92, 0.92, 1), "particles": (0.9, 0.35, 0.1, 1), "skin": (*SKIN_TONES[0], 1),
-                "light": (0.4, -0.6, 1.0),
+                "jar": (0.2, 0.4, 0.8, 1), "cup": (0.92, 0.92, 0.92, 1), "particles": (0.9, 0.35, 0.1, 1),
+                "skin": (*SKIN_TONES[0], 1), "light": (0.4, -0.6, 1.0),
             }
         u = rng.uniform
         light = np.array([u(-1, 1), u(-1, 1), u(0.6, 1.5)])
-        return {
+        colors = {
             "table": _hsv(u(0.0, 1.0), u(0.1, 0.5), u(0.35, 0.75)),
             "background": _hsv(u(0.0, 1.0), u(0.0, 0.3), u(0.6, 0.95)),
             "bowl": _hsv(u(0.0, 1.0), u(0.4, 0.9), u(0.4, 0.9)),
@@ -158,6 +187,9 @@ class PouringWorld:
             "skin": (*SKIN_TONES[int(rng.integers(len(SKIN_TONES)))], 1),
             "light": tuple(light / np.linalg.norm(light)),
         }
+        if "jar" in SCENES[self.cfg.scene]:  # drawn last, so that the single-bowl scene's draws stay as they were
+            colors["jar"] = _hsv(u(0.0, 1.0), u(0.4, 0.9), u(0.4, 0.9))
+        return colors
 
     # ----------------------------------------------------------------- geometry
     def cup_center_from_origin(self, origin: np.ndarray, tilt: float) -> np.ndarray:
@@ -199,10 +231,10 @@ class PouringWorld:
         local = self.cup_local(pts)
         r_local = np.hypot(local[:, 0], local[:, 1])
         in_cup = (r_local <= cfg.cup_radius) & (local[:, 2] >= -cfg.particle_radius) & (local[:, 2] <= cfg.cup_height)
-        rel = pts - self.bowl_pos
-        in_bowl = ~in_cup & (np.hypot(rel[:, 0], rel[:, 1]) <= cfg.bowl_radius) & (rel[:, 2] <= cfg.bowl_height) & (rel[:, 2] >= -0.02)
-        spilled = ~in_cup & ~in_bowl & (pts[:, 2] < cfg.bowl_height)
-        in_air = ~in_cup & ~in_bowl & ~spilled
+        inside = {name: self._inside(pts, name) & ~in_cup for name in RECEPTACLES}
+        in_bowl, in_jar = inside["bowl"], inside["jar"]
+        spilled = ~in_cup & ~in_bowl & ~in_jar & (pts[:, 2] < cfg.bowl_height)
+        in_air = ~in_cup & ~in_bowl & ~in_jar & ~spilled
         speed = np.array([np.linalg.norm(sim.client.getBaseVelocity(b)[0]) for b in self.particles])
         pos, quat = self.cup_pose()
         tilt = cup_tilt(quat)
@@ -212,10 +244,11 @@ class PouringWorld:
         return Measurement(
             in_cup=frac_cup,
             in_bowl=float(in_bowl.sum()) / n,
+            in_jar=float(in_jar.sum()) / n,
             spilled=float(spilled.sum()) / n,
             in_air=float(in_air.sum()) / n,
             contact=bool(self.holder.holding),
-            distance=bool(np.hypot(*(center[:2] - self.bowl_pos[:2])) <= cfg.pour_distance),
+            distance=any(np.hypot(*(center[:2] - pos[:2])) <= cfg.pour_distance for pos, _, _ in self.receptacles.values()),
             liquid_flowing=bool(np.any(in_air & (speed > 0.05))),
             has_liquid=frac_cup > cfg.has_liquid_fraction,
             container_angle=int(np.searchsorted(np.asarray(cfg.angle_bins_deg), angle, side="right")),
@@ -224,22 +257,37 @@ class PouringWorld:
             tilt=tilt,
         )
 
-    def pour_point(self) -> np.ndarray:
-        """Where the grasp centre sits for a pour: lip over the bowl, above its rim."""
-        cfg = self.cfg
-        return self.bowl_pos + np.array([-0.05, 0.0, cfg.bowl_height + 0.1])
+    def _inside(self, pts: np.ndarray, name: str) -> np.ndarray:
+        """Which of ``pts`` (N, 3) lie inside receptacle ``name`` (all False when the scene has none)."""
+        if name not in self.receptacles:
+            return np.zeros(len(pts), bool)
+        pos, radius, height = self.receptacles[name]
+        rel = pts - pos
+        return (np.hypot(rel[:, 0], rel[:, 1]) <= radius) & (rel[:, 2] <= height) & (rel[:, 2] >= -0.02)
+
+    def pour_point(self, receptacle: str = "bowl") -> np.ndarray:
+        """Where the grasp centre sits for a pour: lip over the receptacle, above its rim."""
+        pos, _, height = self.receptacles[receptacle]
+        return pos + np.array([-0.05, 0.0, height + 0.1])
 
     def reward(self, m: Measurement) -> float:
-        """Dense ground-truth reward per step: fraction in the bowl, minus ``spill_penalty`` x
-        fraction spilled, plus ``shaping_weight`` x the fraction still in the cup x a pull toward
-        the pour point that grows with the tilt once the cup is near: ``(a + a^2 tip) / 2`` with
-        ``a = max(0, 1 - d / 0.3 m)`` and ``tip = clip(tilt / 90 deg, 0, 1)``."""
-        cfg = self.cfg
-        d = float(np.linalg.norm(m.cup_center - self.pour_point()))
+        """Dense ground-truth reward per step for ``self.behaviour`` (goal fraction g into the
+        receptacle R): ``g - |in R - g|`` (= ``min(in R, 2g - in R)``), minus ``spill_penalty`` x the fraction spilled or in another
+        receptacle, plus ``shaping_weight`` x the fraction of the cup still to pour x a pull toward R's
+        pour point that grows with the tilt once the cup is near: ``(a + a^2 tip) / 2`` with
+        ``a = max(0, 1 - d / 0.3 m)`` and ``tip = clip(tilt / 90 deg, 0, 1)``. For the single bowl
+        (g = 1): fraction in the bowl - spilled + shaping x fraction in the cup."""
+        cfg, b = self.cfg, self.behaviour
+        fractions = m.fractions
+        elsewhere = sum(fractions[r] for r in self.receptacles if r != b.receptacle)
+        d = float(np.linalg.norm(m.cup_center - self.pour_point(b.receptacle)))
         approach = max(0.0, 1.0 - d / 0.3)
         tip = min(max(m.tilt / (math.pi / 2), 0.0), 1.0)
         shaping = 0.5 * (approach + approach**2 * tip)
-        return m.in_bowl - cfg.spill_penalty * m.spilled + cfg.shaping_weight * m.in_cup * shaping
+        to_pour = min(max((m.in_cup - (1.0 - b.goal)) / b.goal, 0.0), 1.0)
+        target = fractions[b.receptacle]
+        return (min(target, 2 * b.goal - target) - cfg.spill_penalty * (m.spilled + elsewhere)
+                + cfg.shaping_weight * to_pour * shaping)
 
     # ----------------------------------------------------------------- rendering
     def camera_now(self, view: int) -> Camera:

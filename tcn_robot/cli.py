@@ -116,11 +116,12 @@ def _record(args: argparse.Namespace) -> None:
     episodes, seed, mix = ((r.heldout_episodes, r.heldout_seed, r.heldout_demonstrators or r.demonstrators) if args.heldout
                            else (r.episodes, r.seed, r.demonstrators))
     s = record_dataset(cfg.env, args.out, episodes, r.views, r.image_size, seed, mix, args.shard, r.workers,
-                       overwrite=args.overwrite, config=cfg)
+                       overwrite=args.overwrite, config=cfg, behaviours=r.behaviours)
     rates = ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["success_rate"].items()))
     print(f"record: {s['episodes']} episodes in {args.out} ({s['recorded_now']} now, {s['frames_recorded_now']} frames, "
           f"{s['frames_per_second']:.0f} frames/s, {s['bytes_written'] / 1e6:.1f} MB); demonstrators "
-          f"{dict(sorted(s['demonstrators'].items()))}; success {rates}")
+          f"{dict(sorted(s['demonstrators'].items()))}; success {rates}"
+          + (f"; behaviours {dict(sorted(s['behaviours'].items()))}" if "behaviours" in s else ""))
 
 
 def _import_videos(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 import math
 
 from . import HELDOUT_SEED, UserError
+from .envs.behaviours import behaviours_of
 from .envs.config import DEMONSTRATORS, PourConfig, _check, check_ranges
 from .io import atomic_write_text
 from .methods import METHODS
@@ -105,6 +106,9 @@ class RecordSection:
     image_size: int = 64
     seed: int = 0
     demonstrators: str = "paired=0.5,human=0.2,robot=0.15,random=0.15"  # proportions of each demonstrator
+    # proportions of each behaviour the demonstrators perform (env.scene's, envs/behaviours.py), e.g.
+    # bowl=1,jar=1,half=1; empty: env.behaviour in every episode
+    behaviours: str = ""
     workers: int = 1
     # the held-out set (`record --heldout`, and the pipeline's): evaluation data and the demos to imitate
     heldout_episodes: int = 6
@@ -319,6 +323,8 @@ def validate(cfg: Config) -> None:
     if not cfg.rl.ppo.net_arch or not cfg.rl.sac.net_arch:
         raise ValueError("rl.ppo.net_arch and rl.sac.net_arch need at least one layer")
     parse_mix(cfg.record.demonstrators)
+    if cfg.record.behaviours:
+        parse_mix(cfg.record.behaviours, "record.behaviours", behaviours_of(cfg.env.scene))
     if cfg.record.heldout_demonstrators:
         parse_mix(cfg.record.heldout_demonstrators, "record.heldout_demonstrators")
 
@@ -334,15 +340,16 @@ def check_model(model: ModelConfig) -> None:
         raise ValueError(f"model.encoder {model.encoder!r} or model.normalize {model.normalize!r} is impossible")
 
 
-def parse_mix(text: str, key: str = "record.demonstrators") -> dict[str, float]:
-    """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions of the demonstrators; raises
-    ValueError naming ``key`` and the problem."""
+def parse_mix(text: str, key: str = "record.demonstrators", names: tuple[str, ...] = DEMONSTRATORS) -> dict[str, float]:
+    """``"human=0.5,robot=0.25,random=0.25"`` -> normalized proportions of ``names`` (the
+    demonstrators, or the behaviours of a scene); raises ValueError naming ``key`` and the problem."""
     mix = {}
+    what = "demonstrator" if names == DEMONSTRATORS else "behaviour"
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, value = part.partition("=")
         name = name.strip()
-        if name not in DEMONSTRATORS:
-            raise ValueError(f"{key}: unknown demonstrator {name!r} (choose from {', '.join(DEMONSTRATORS)})")
+        if name not in names:
+            raise ValueError(f"{key}: unknown {what} {name!r} (choose from {', '.join(names)})")
         try:
             mix[name] = float(value) if value else 1.0
         except ValueError:
@@ -350,7 +357,7 @@ def parse_mix(text: str, key: str = "record.demonstrators") -> dict[str, float]:
         if not (math.isfinite(mix[name]) and mix[name] >= 0):
             raise ValueError(f"{key}: the proportion of {name} must be a number >= 0, got {value}")
     if sum(mix.values()) <= 0:
-        raise ValueError(f"{key}: {text!r} gives no demonstrator a positive proportion")
+        raise ValueError(f"{key}: {text!r} gives no {what} a positive proportion")
     total = sum(mix.values())
     return {k: v / total for k, v in mix.items() if v > 0}
 

@@ -61,11 +61,12 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
     r, p = cfg.record, cfg.pipeline
     with stage("record the dataset"):
         metrics["record"] = record_dataset(cfg.env, where["data"], r.episodes, r.views, r.image_size, r.seed, r.demonstrators,
-                                           workers=r.workers)
+                                           workers=r.workers, behaviours=r.behaviours)
 
     with stage("record held-out episodes"):
         metrics["record_heldout"] = record_dataset(cfg.env, where["heldout"], r.heldout_episodes, r.views, r.image_size,
-                                                   r.heldout_seed, r.heldout_demonstrators or r.demonstrators, workers=r.workers)
+                                                   r.heldout_seed, r.heldout_demonstrators or r.demonstrators, workers=r.workers,
+                                                   behaviours=r.behaviours)
 
     with stage("train the TCN"):
         metrics["train_tcn"] = _resumable(where["tcn"], cfg.train.steps, runs.LAST_WEIGHTS,
@@ -74,7 +75,7 @@ def run_pipeline(cfg: Config, out: str | Path, overwrite: bool = False) -> dict:
 
     # the demo the policy imitates, which evaluate reads the reward against too: the first successful
     # human-proxy pour of the held-out episodes
-    demo = choose_demo(Dataset.open(where["heldout"]).episodes, where["heldout"]).path
+    demo = choose_demo(Dataset.open(where["heldout"]).episodes, where["heldout"], cfg.env.behaviour).path
     with stage("evaluate the TCN and the baselines"):
         results = evaluate(replace(cfg, evaluate=replace(cfg.evaluate, demo=str(demo))), where["heldout"], where["evaluate"],
                            [f"TCN={encoder}"], ["random", "pixels"], overwrite=True)

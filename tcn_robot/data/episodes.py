@@ -86,6 +86,9 @@ def check_meta(meta: object) -> None:
         "demonstrator": isinstance(meta.get("demonstrator", ""), str),
         "is_success": isinstance(meta.get("is_success", False), bool),
         "fraction_in_bowl": "fraction_in_bowl" not in meta or _number(meta["fraction_in_bowl"]),
+        "fraction_in_jar": "fraction_in_jar" not in meta or _number(meta["fraction_in_jar"]),
+        "behaviour": isinstance(meta.get("behaviour", ""), str) and len(meta.get("behaviour", "")) <= 64,
+        "behaviour_performed": isinstance(meta.get("behaviour_performed", ""), str) and len(meta.get("behaviour_performed", "")) <= 64,
     }
     bad = next((k for k, ok in checks.items() if not ok), None)
     if bad is not None:
@@ -358,7 +361,8 @@ def write_manifest(root: Path, settings: dict) -> dict:
             meta = {}
         if not isinstance(meta, dict):
             meta = {}
-        keep = ("demonstrator", "embodiment", "seed", "num_frames", "fraction_in_bowl", "is_success")
+        keep = ("demonstrator", "embodiment", "seed", "num_frames", "fraction_in_bowl", "is_success", "behaviour",
+                "behaviour_performed", "fraction_in_jar")
         entries.append({"name": p.name, **{k: meta[k] for k in keep if k in meta}})
     manifest = {"format": FORMAT_VERSION, "settings": settings, "episodes": entries}
     write_json(Path(root) / MANIFEST, manifest)
@@ -379,10 +383,13 @@ def load_demo(path: str | Path, view: int | None = None) -> np.ndarray:
         raise UserError(f"--demo: {e}") from None
 
 
-def choose_demo(episodes: list[Episode], where: str | Path) -> Episode:
+def choose_demo(episodes: list[Episode], where: str | Path, behaviour: str = "bowl") -> Episode:
     """The demo the episodes of the dataset ``where`` offer when none is named: the first successful
-    human-proxy pour (a ``paired`` episode's first views are its human-proxy views)."""
+    human-proxy episode of ``behaviour`` (a ``paired`` episode's first views are its human-proxy
+    views; an episode recorded before behaviours existed poured into the bowl)."""
     for ep in episodes:
-        if ep.meta.get("demonstrator") in ("human", "paired") and ep.meta.get("is_success"):
+        if (ep.meta.get("demonstrator") in ("human", "paired") and ep.meta.get("is_success")
+                and ep.meta.get("behaviour", "bowl") == behaviour):
             return ep
-    raise UserError(f"{where}: no successful human-proxy episode to use as the demo; pass --demo EPISODE_DIR")
+    raise UserError(f"{where}: no successful human-proxy episode of the behaviour {behaviour!r} to use as the demo; "
+                    "pass --demo EPISODE_DIR")

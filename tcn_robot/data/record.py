@@ -2,9 +2,10 @@
 
 Demonstrators: ``human``, ``robot``, ``random`` and ``paired`` (the human-proxy pour and its
 robot twin moving the cup along the same path in an identical scene, recorded as one episode
-whose extra views show the robot: multi-view TCN then treats embodiment like viewpoint).
-Episode ``i`` of a dataset is a pure function of (settings, seed, i): its demonstrator comes from
-a low-discrepancy sequence over the mix (so every prefix of the dataset keeps the proportions
+whose extra views show the robot: multi-view TCN then treats embodiment like viewpoint). In a
+scene of several pouring tasks each episode's demonstrator performs one behaviour, from the
+``behaviours`` mix. Episode ``i`` of a dataset is a pure function of (settings, seed, i): its
+demonstrator and behaviour come from low-discrepancy sequences over the mixes (so every prefix of the dataset keeps the proportions
 and growing ``--episodes`` keeps the episodes already recorded), its env seed from
 ``SeedSequence([seed, i])``. Hence re-running a command resumes it, ``--shard i/N`` records the
 episodes with index = i mod N, and the union of shards equals one unsharded recording.
@@ -30,12 +31,14 @@ from tqdm import tqdm
 from .. import UserError, __version__, runs
 from ..config import parse_mix, save_config
 from ..envs import ATTRIBUTES, PourConfig, PourEnv, run_demonstrator, run_paired
+from ..envs.behaviours import behaviours_of, performed
 from ..envs.config import spread_cameras
 from ..io import FILES_BASE, FILES_PER_PROCESS, describe_os_error, ensure_open_files
 from ..processes import leave_interrupts_to_parent, parent_alive
 from .episodes import MANIFEST, META, EpisodeWriter, read_manifest, write_manifest
 
 GOLDEN = (math.sqrt(5) - 1) / 2
+SILVER = math.sqrt(2) - 1  # the behaviours' sequence: independent of the demonstrators' golden one
 
 
 @dataclass(frozen=True)
@@ -44,18 +47,24 @@ class EpisodePlan:
     name: str
     demonstrator: str
     seed: int
+    behaviour: str | None = None  # None: the env config's
 
 
-def plan_episodes(n: int, mix: dict[str, float], seed: int) -> list[EpisodePlan]:
-    """The first ``n`` episodes of the dataset defined by (mix, seed)."""
+def _pick(mix: dict[str, float], u: float) -> str:
     names, cum = list(mix), np.cumsum(list(mix.values()))
+    return names[min(int(np.searchsorted(cum, u, side="right")), len(names) - 1)]
+
+
+def plan_episodes(n: int, mix: dict[str, float], seed: int, behaviours: dict[str, float] | None = None) -> list[EpisodePlan]:
+    """The first ``n`` episodes of the dataset defined by (mix, seed[, behaviours mix])."""
     offset = np.random.default_rng([seed, 0]).uniform()
+    offset_b = np.random.default_rng([seed, 0, 1]).uniform()
     plans = []
     for i in range(n):
-        u = (offset + i * GOLDEN) % 1.0
-        demo = names[min(int(np.searchsorted(cum, u, side="right")), len(names) - 1)]
+        demo = _pick(mix, (offset + i * GOLDEN) % 1.0)
+        behaviour = _pick(behaviours, (offset_b + i * SILVER) % 1.0) if behaviours else None
         env_seed = int(np.random.SeedSequence([seed, i]).generate_state(1)[0])
-        plans.append(EpisodePlan(i, f"ep{i:05d}", demo, env_seed))
+        plans.append(EpisodePlan(i, f"ep{i:05d}", demo, env_seed, behaviour))
     return plans
 
 
@@ -99,14 +108,14 @@ def record_episode(plan: EpisodePlan, cfg: PourConfig, root: Path) -> dict:
     """
     if plan.demonstrator == "paired":
         envs = [_env(cfg, "human"), _env(cfg, "robot")]
-        steps = (pair[0] for pair in run_paired(*envs, plan.seed))
+        steps = (pair[0] for pair in run_paired(*envs, plan.seed, behaviour=plan.behaviour))
     else:
         envs = [_env(cfg, "human" if plan.demonstrator == "human" else "robot")]
-        steps = run_demonstrator(plan.demonstrator, envs[0], plan.seed)
+        steps = run_demonstrator(plan.demonstrator, envs[0], plan.seed, behaviour=plan.behaviour)
     env = envs[0]
     views = len(cfg.cameras)
     writer = EpisodeWriter(root, plan.name, views * len(envs), env.metadata["render_fps"], (cfg.image_size, cfg.image_size))
-    rows: dict[str, list] = {k: [] for k in ("cup_position", "cup_quat", "tilt", "fraction_in_cup", "fraction_in_bowl",
+    rows: dict[str, list] = {k: [] for k in ("cup_position", "cup_quat", "tilt", "fraction_in_cup", "fraction_in_bowl", "fraction_in_jar",
                                              "fraction_spilled", "fraction_in_air", "camera", *ATTRIBUTES)}
     actions, rewards = [], []
 
@@ -137,7 +146,9 @@ def record_episode(plan: EpisodePlan, cfg: PourConfig, root: Path) -> dict:
             "view_embodiments": [e.embodiment for e in envs for _ in range(views)],
             "demonstrator": plan.demonstrator, "cameras": [c.as_dict() for e in envs for c in e.world.cameras],
             "agent_view": cfg.agent_view, "camera_columns": list(CAMERA_COLUMNS), "action_axes": list(cfg.action_axes),
-            "fraction_in_bowl": final.in_bowl, "is_success": final.in_bowl >= cfg.success_fraction,
+            "behaviour": env.world.behaviour.name, "behaviour_performed": performed(final.fractions, cfg.scene),
+            "fraction_in_bowl": final.in_bowl, "fraction_in_jar": final.in_jar,
+            "is_success": env.world.behaviour.score(final.fractions) >= cfg.success_fraction,
             "versions": _versions(),
         }
         path = writer.commit(meta, states)
@@ -200,27 +211,31 @@ def _manifest_lock(root: Path):
 @runs.owns_outputs
 def record_dataset(
     env_cfg: PourConfig, out: Path, episodes: int, views: int, image_size: int, seed: int, mix: str,
-    shard: str = "0/1", workers: int = 1, overwrite: bool = False, config=None,
+    shard: str = "0/1", workers: int = 1, overwrite: bool = False, config=None, behaviours: str = "",
 ) -> dict:
     """Record (or resume) the dataset into ``out``; returns the summary. ``out`` must be new, empty,
     or a recording made with the same settings (resumed), unless ``overwrite``. ``config`` (the
-    command's whole config) is saved into it as ``config.yaml``."""
+    command's whole config) is saved into it as ``config.yaml``. ``behaviours`` is the mix of
+    behaviours (``record.behaviours``; empty: the env's ``behaviour`` throughout)."""
     if episodes < 1 or views < 1 or image_size < 16 or workers < 1:
         raise UserError("--episodes, --views and --workers must be >= 1 and --image-size >= 16")
     try:
         proportions = parse_mix(mix)
+        behaviour_mix = parse_mix(behaviours, "record.behaviours", behaviours_of(env_cfg.scene)) if behaviours else None
     except ValueError as e:
         raise UserError(str(e)) from None
     shard_i, shard_n = parse_shard(shard)
     cfg = env_config(env_cfg, views, image_size)
     settings = {"views": views, "image_size": image_size, "seed": seed, "demonstrators": proportions,
                 "env": OmegaConf.to_container(OmegaConf.structured(cfg))}
+    if behaviour_mix:  # only then, so that recordings from before behaviours existed still resume
+        settings["behaviours"] = behaviour_mix
     settings = json.loads(json.dumps(settings))  # as the manifest will hold them, to compare on resume
     out = Path(out)
     mode = runs.check_output(out, "record", overwrite=overwrite)
     if mode == "resume" and (out / MANIFEST).exists():
         old = read_manifest(out).get("settings", {})
-        diff = sorted(k for k in settings if old.get(k) != settings[k])
+        diff = sorted(k for k in settings if not _same_setting(k, old.get(k), settings[k]))
         if diff:
             raise UserError(f"{out / MANIFEST}: recorded with other settings ({', '.join(diff)} differ); "
                             "use another --out, the same settings to resume, or --overwrite")
@@ -231,7 +246,7 @@ def record_dataset(
     with _manifest_lock(out):
         if not (out / MANIFEST).exists():
             write_manifest(out, settings)
-    plans = [p for p in plan_episodes(episodes, proportions, seed) if p.index % shard_n == shard_i]
+    plans = [p for p in plan_episodes(episodes, proportions, seed, behaviour_mix) if p.index % shard_n == shard_i]
     pending = [p for p in plans if not (out / p.name / META).exists()]
     summaries: list[dict] = []
     bar = tqdm(total=len(plans), initial=len(plans) - len(pending), desc="record", unit="episode")
@@ -257,6 +272,15 @@ def record_dataset(
     with _manifest_lock(out):
         manifest = write_manifest(out, settings)
     return summarize(out, manifest, summaries, time.perf_counter() - started)
+
+
+def _same_setting(key: str, old, new) -> bool:
+    """Whether a recording's setting ``old`` equals ``new``; world fields added since it was made
+    count as their defaults (what it was recorded with)."""
+    if key == "env" and isinstance(old, dict):
+        defaults = json.loads(json.dumps(OmegaConf.to_container(OmegaConf.structured(PourConfig))))
+        old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
+    return old == new
 
 
 def _run_workers(pending: list[EpisodePlan], cfg: PourConfig, out: Path, workers: int, done) -> None:
@@ -295,6 +319,7 @@ def summarize(out: Path, manifest: dict, new: list[dict], seconds: float) -> dic
     """Counts over the whole dataset plus what this run recorded."""
     entries = manifest["episodes"]
     by_demo = Counter(e.get("demonstrator", "?") for e in entries)
+    by_behaviour = Counter(e["behaviour"] for e in entries if "behaviour" in e)
     success = {d: float(np.mean([bool(e.get("is_success")) for e in entries if e.get("demonstrator") == d])) for d in by_demo}
     frames = sum(s["frames"] * s["views"] for s in new)
     return {
@@ -306,4 +331,5 @@ def summarize(out: Path, manifest: dict, new: list[dict], seconds: float) -> dic
         "bytes_written": sum(s["bytes"] for s in new),
         "demonstrators": dict(by_demo),
         "success_rate": success,
+        **({"behaviours": dict(by_behaviour)} if len(by_behaviour) > 1 else {}),
     }
