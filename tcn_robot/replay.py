@@ -101,10 +101,13 @@ def replay(run: str | Path, episodes: int, out: str | Path, policy: str = "train
             times = np.linspace(0, steps, STRIP_FRAMES).round().astype(int)
             rows = {"demo video": np.stack([_demo_frame(demo_frames, t, steps, size) for t in times])} if demo_frames is not None else {}
             rows[f"robot, {policy} policy"] = np.stack(agent)[times]
-            plots.frame_strip(rows, times, fps, out / files["strip"],
-                              f"episode {k}: {poured[-1]:.0%} in the bowl")
+            final = infos[0]
+            where = f"{poured[-1]:.0%} in the bowl" + (f", {final['fraction_in_jar']:.0%} in the jar: {final['behaviour_performed']}"
+                                                       if cfg.env.scene != "bowl" else "")
+            plots.frame_strip(rows, times, fps, out / files["strip"], f"episode {k}: {where}")
             plots.reward_curves(curves, out / files["reward"], f"episode {k} ({policy} policy)")
-            results.append({"seed": seed + k, "fraction_in_bowl": poured[-1], "is_success": bool(infos[0]["is_success"]),
+            results.append({"seed": seed + k, "fraction_in_bowl": poured[-1], "is_success": bool(final["is_success"]),
+                            "fraction_in_jar": final["fraction_in_jar"], "behaviour_performed": final["behaviour_performed"],
                             "env_return": float(np.sum(env_rewards)),
                             "learned_return": float(np.sum(learned)) if encoder is not None else None})
     finally:

@@ -194,3 +194,42 @@ def test_reward_rank_correlation_is_undefined_when_every_episode_poured_the_same
     returns = [episode_tcn_rewards(e[cfg.evaluate.agent_view], demo[cfg.evaluate.agent_view], cfg.reward).mean() for e in embs]
     same = ev._reward_quality(embs, demo, names)["reward_same_view"]
     assert same["spearman_return_vs_poured"] == pytest.approx(spearman(returns, finals))
+
+
+def _naive_dtw(u, v):
+    """Every monotone path from (0, 0) to the end, by recursion: the least sum of distances."""
+    from functools import lru_cache
+
+    d = np.linalg.norm(u[:, None] - v[None], axis=-1)
+
+    @lru_cache(None)
+    def best(i, j):
+        if i == 0 and j == 0:
+            return d[0, 0]
+        prev = [best(a, b) for a, b in ((i - 1, j), (i, j - 1), (i - 1, j - 1)) if a >= 0 and b >= 0]
+        return d[i, j] + min(prev)
+
+    return best(len(u) - 1, len(v) - 1) / (len(u) + len(v))
+
+
+def test_dtw_distance_matches_the_recursion_over_every_path():
+    from tcn_robot.evaluate.metrics import dtw_distance
+
+    rng = np.random.default_rng(0)
+    for t, s in ((1, 1), (3, 5), (6, 4), (7, 7)):
+        u, v = rng.normal(size=(t, 3)), rng.normal(size=(s, 3))
+        assert dtw_distance(u, v) == pytest.approx(_naive_dtw(u, v), rel=1e-5)
+    # a sequence played at another pace is at distance 0 from itself
+    u = rng.normal(size=(5, 2))
+    assert dtw_distance(u, np.repeat(u, 2, axis=0)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_behaviour_retrieval_counts_nearest_neighbours_by_behaviour():
+    from tcn_robot.evaluate.metrics import behaviour_retrieval
+
+    rng = np.random.default_rng(1)
+    base = {"bowl": rng.normal(size=(8, 4)), "jar": rng.normal(size=(8, 4)) + 5}
+    seqs = [base[b] + 0.01 * rng.normal(size=(8, 4)) for b in ("bowl", "bowl", "jar", "jar", "jar")]
+    seqs.append(base["jar"][::2])  # labelled bowl but shaped like the jar pours: retrieved as jar
+    r = behaviour_retrieval(seqs, ["bowl", "bowl", "jar", "jar", "jar", "bowl"], ["bowl", "jar"])
+    assert r["confusion"] == [[2, 1], [0, 3]] and r["accuracy"] == pytest.approx(5 / 6) and r["episodes"] == 6

@@ -1,6 +1,8 @@
 """Metrics on embeddings; every function takes plain arrays so it can be tested on hand-built cases."""
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 import torch
 
@@ -142,3 +144,35 @@ def linear_probe_error(train_emb, train_labels, test_emb, test_labels, steps: in
         truth = yte_all[:, a]
         errors.append(1.0 - float(np.mean([np.mean(pred[truth == c] == c) for c in np.unique(truth)])))
     return {"per_attribute": errors, "mean": float(np.mean(errors))}
+
+
+def dtw_distance(u, v) -> float:
+    """Dynamic time warping (Sakoe & Chiba 1978) between the embedding sequences ``u`` (T, D) and
+    ``v`` (S, D): the least sum of Euclidean frame distances along a monotone path from the first
+    frames to the last ones, over T + S (so that sequences of other lengths compare)."""
+    cost = torch.cdist(_as_tensor(u), _as_tensor(v)).numpy().astype(np.float64)
+    t, s = cost.shape
+    acc = np.full((t + 1, s + 1), np.inf)
+    acc[0, 0] = 0.0
+    for i in range(1, t + 1):
+        row, prev = acc[i], acc[i - 1]
+        best = np.minimum(prev[1:], prev[:-1])  # from above or diagonally, per column
+        for j in range(1, s + 1):
+            row[j] = cost[i - 1, j - 1] + min(best[j - 1], row[j - 1])
+    return float(acc[t, s] / (t + s))
+
+
+def behaviour_retrieval(sequences: list, behaviours: list[str], classes: list[str]) -> dict:
+    """Leave-one-out nearest neighbour by ``dtw_distance`` over episode embeddings ``sequences``
+    (each (T, D)): for each episode, the behaviour of its nearest other episode. Returns the
+    confusion matrix (rows: the episode's behaviour, columns: its neighbour's, in ``classes``
+    order), the accuracy and the number of episodes."""
+    n = len(sequences)
+    d = np.full((n, n), np.inf)
+    for i, j in combinations(range(n), 2):
+        d[i, j] = d[j, i] = dtw_distance(sequences[i], sequences[j])
+    confusion = np.zeros((len(classes), len(classes)), int)
+    for i in range(n):
+        confusion[classes.index(behaviours[i]), classes.index(behaviours[int(d[i].argmin())])] += 1
+    return {"classes": list(classes), "confusion": confusion.tolist(), "accuracy": float(np.trace(confusion) / max(n, 1)),
+            "episodes": n}

@@ -1,4 +1,5 @@
-"""Figures of ``evaluate``: PCA trajectories, distance matrices, reward curves, a retrieval video."""
+"""Figures of ``evaluate``: PCA trajectories, distance matrices, reward curves, a retrieval video,
+confusion matrices."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,6 +82,24 @@ def frame_strip(rows: dict[str, np.ndarray], times: np.ndarray, fps: float, path
         axes[r, 0].set_ylabel(label, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def confusion_matrix(counts: np.ndarray, rows: list[str], columns: list[str], path: Path, title: str,
+                     ylabel: str, xlabel: str, show_counts: bool = True) -> str:
+    """A heat map of ``counts`` (R, C) normalized per row, each cell labelled with its share (and count)."""
+    counts = np.asarray(counts, float)
+    share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.1 * len(columns) + 2.2, 0.8 * len(rows) + 1.6))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for r in range(len(rows)):
+        for c in range(len(columns)):
+            label = f"{share[r, c]:.2f}" + (f"\n({counts[r, c]:.0f})" if show_counts else "")
+            ax.text(c, r, label, ha="center", va="center", fontsize=9,
+                    color="white" if share[r, c] > 0.6 else "black")
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     return _save(fig, path)
 
 

@@ -27,8 +27,8 @@ from ..io import atomic_write_text, write_json
 from ..reward import LEARNED, episode_rewards, episode_tcn_rewards
 from . import plots
 from .probes import PROBES, Probe, probe_ranking, run_probes
-from .metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency, embodiment_alignment_error,
-                      kendall_tau, linear_probe_error, spearman)
+from .metrics import (alignment_error, alignment_tau, behaviour_retrieval, classification_error, cycle_consistency,
+                      embodiment_alignment_error, kendall_tau, linear_probe_error, spearman)
 
 
 def _embed(enc: Encoder, frames: np.ndarray) -> np.ndarray:
@@ -115,7 +115,27 @@ class Evaluation:
         m.update(self._reward_quality(embs, demo, names))
         m["reward_kinds"] = self._reward_kinds(enc, embs, demo, names)
         m["plots"] = self._plots(enc, embs, demo, names, folder)
+        retrieval = self._behaviour_retrieval(embs)
+        if retrieval:
+            m["behaviour_retrieval"] = retrieval
+            m["plots"]["behaviour_retrieval"] = f"{folder.name}/" + plots.confusion_matrix(
+                retrieval["confusion"], retrieval["classes"], retrieval["classes"], folder / "behaviour_retrieval.png",
+                f"{enc.name}: nearest episode by embedding", "episode's behaviour", "nearest episode's behaviour")
         return m
+
+    # --------------------------------------------------------------- behaviours
+    def _behaviour_retrieval(self, embs: list[np.ndarray]) -> dict:
+        """In data of several pouring tasks (envs/behaviours.py): for each held-out demonstration that
+        performed a behaviour, the behaviour of its nearest other such episode by the DTW distance of
+        their agent-view embeddings; {} when the data hold fewer than two behaviours."""
+        idx = [i for i, m in enumerate(self.metas)
+               if m.get("demonstrator") != "random" and m.get("behaviour_performed", "none") != "none"]
+        performed = [self.metas[i]["behaviour_performed"] for i in idx]
+        classes = sorted(set(performed))
+        if len(classes) < 2:
+            return {}
+        agent = self.cfg.agent_view
+        return behaviour_retrieval([embs[i][agent] for i in idx], performed, classes)
 
     # --------------------------------------------------------------- attributes
     def _classification(self, embs: list[np.ndarray]) -> dict:
@@ -344,6 +364,19 @@ def report(results: dict, ev: Evaluation, data) -> str:
     first = next(iter(results.values()))["reward_kinds"]
     probes_note = (f"The probes could not run: {first['probes_missing']}." if "probes_missing" in first else
                    "Fraction in the bowl of each probe: " + ", ".join(f"{p} {v:.2f}" for p, v in first["probe_fraction_in_bowl"].items()) + ".")
+    retrieval = []
+    for name, m in results.items():
+        r = m.get("behaviour_retrieval")
+        if r:
+            cells = "; ".join(f"{c}: " + ", ".join(f"{c2} {n}" for c2, n in zip(r["classes"], row) if n)
+                              for c, row in zip(r["classes"], r["confusion"]))
+            retrieval.append(f"| {name} | {_f(r['accuracy'])} | {r['episodes']} | {cells} |")
+    if retrieval:
+        retrieval = ["## Behaviour retrieval", "",
+                     "Each held-out demonstration that performed a behaviour, and the behaviour of its nearest other one by "
+                     "the dynamic-time-warping distance of their agent-view embeddings (no behaviour labels in training).", "",
+                     "| encoder | correct % | episodes | behaviour: nearest episodes' behaviours |", "| --- | ---: | ---: | --- |",
+                     *retrieval, ""]
     figs = []
     for name, m in results.items():
         links = " · ".join(f"[{k}]({v})" for k, v in m["plots"].items())
@@ -365,5 +398,5 @@ def report(results: dict, ev: Evaluation, data) -> str:
         "started at once (pours), and carries the cup upright along it, pours past the bowl, spills short of it "
         "or stands still; their returns, and whether every pour scores above every other probe (margin: lowest "
         "pour minus highest other, over the spread of all returns).", "", *kinds, "", probes_note, "",
-        "Figures:", "", *figs, "",
+        *retrieval, "Figures:", "", *figs, "",
     ])

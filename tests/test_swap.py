@@ -1,0 +1,50 @@
+"""The swap test (benchmarks/swap_test.py) on a tiny pipeline of the scene of several pouring tasks."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tcn_robot.cli import main
+from tcn_robot.config import load_config
+from tcn_robot.data.episodes import Dataset
+
+SWAP = Path(__file__).resolve().parents[1] / "benchmarks" / "swap_test.py"
+TINY_FAMILY = ["--config", "smoke", "train.steps=4", "train.val_every=2", "train.checkpoint_every=2", "rl.steps=128",
+               "rl.n_envs=1", "rl.eval_every=128", "env.scene=bowl_jar", "env.action_axes=[x,y,z,tilt]",
+               "env.y_limits=[-0.2,0.2]", "record.behaviours=bowl=1,jar=1,half=1", "record.heldout_episodes=6",
+               "record.heldout_demonstrators=human=1"]
+
+
+@pytest.mark.slow
+def test_the_swap_test_writes_a_matrix_per_arm_with_rows_of_shares(tmp_path):
+    pipe = tmp_path / "pipe"
+    assert main(["pipeline", "--out", str(pipe), *TINY_FAMILY]) == 0
+    heldout = Dataset.open(pipe / "data_heldout").episodes
+    demos = {}
+    for ep in heldout:  # any demo of each behaviour: a tiny world's pours need not succeed
+        demos.setdefault(ep.meta["behaviour"], ep.path)
+    assert sorted(demos) == ["bowl", "half", "jar"]
+    out = tmp_path / "swap"
+    subprocess.run([sys.executable, str(SWAP), "--out", str(out), "--pipeline", str(pipe), "--seeds", "0,1", "--steps", "64",
+                    *[f"--demo={b}={p}" for b, p in demos.items()]], check=True)
+    summary = json.loads((out / "summary.json").read_text())
+    for arm in ("learned", "goal", "blind"):
+        m = summary[arm]
+        assert m["columns"] == ["bowl", "jar", "half", "none"]
+        for b in ("bowl", "jar", "half"):
+            row = m["rows"][b]
+            assert row["runs"] == 2 and sum(row["mean"]) == pytest.approx(1.0)
+            assert all(0.0 <= lo <= v <= hi <= 1.0 for v, (lo, hi) in zip(row["mean"], row["ci95"]))
+            final = json.loads((out / arm / f"{b}_s0" / "metrics.json").read_text())["final_eval"]
+            shares = [final["behaviour_performed"].count(c) / len(final["behaviour_performed"]) for c in m["columns"]]
+            second = json.loads((out / arm / f"{b}_s1" / "metrics.json").read_text())["final_eval"]["behaviour_performed"]
+            expected = (np.array(shares) + [second.count(c) / len(second) for c in m["columns"]]) / 2
+            assert np.allclose(row["mean"], expected)
+        assert (out / f"{arm}_confusion.png").stat().st_size > 0 and (out / f"{arm}_strips.png").stat().st_size > 0
+    # the blind control trains each row against the next behaviour's demo, the others against the row's own
+    assert Path(load_config(out / "blind" / "bowl_s0" / "config.yaml").rl.demo) == Path(demos["jar"])
+    assert Path(load_config(out / "learned" / "bowl_s0" / "config.yaml").rl.demo) == Path(demos["bowl"])
+    assert load_config(out / "goal" / "half_s0" / "config.yaml").rl.reward == "goal"
