@@ -88,8 +88,8 @@ def pour_plan(env: PourEnv, rng: np.random.Generator, start: np.ndarray, partial
     return plan
 
 
-# A partial behaviour (goal < 1) tips the cup to SLOW_FROM, on over SLOW_STEPS to SLOW_BELOW under a full pour's
-# angle, and back upright over UPRIGHT_STEPS once STOP_AT x its goal has left the cup (more follows while it turns back).
+# A partial behaviour (goal < 1) tips the cup to SLOW_FROM (rad), on over SLOW_STEPS to about SLOW_TO (varied with the
+# drawn pour angle), and back upright over UPRIGHT_STEPS once STOP_AT x its goal has left the cup (more follows).
 SLOW_FROM, SLOW_TO, SLOW_STEPS, STOP_AT, UPRIGHT_STEPS = 1.5, 1.72, 10, 0.6, 4
 ROBOT_STOP_AT = 0.05  # the arm's tilt lags its command by 2-3 control steps: it stops earlier
 
