@@ -232,15 +232,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
     if path is not None or base is None:
         files.append(_config_file(path))
     merged = OmegaConf.structured(Config)
-    for f in files:
-        if not f.is_file():
-            raise UserError(f"{f}: config file not found")
+    for f, node in (layer for f in files for layer in _layers(f)):
         try:
-            merged = OmegaConf.merge(merged, _upgrade(OmegaConf.load(f)))
+            merged = OmegaConf.merge(merged, _upgrade(node))
         except OmegaConfBaseException as e:
             raise UserError(f"{f}: {_explain(e)}") from None
-        except Exception as e:  # YAML syntax errors come from the yaml parser
-            raise UserError(f"{f}: not valid YAML ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     for item in overrides:
         if "=" not in item:
             raise UserError(f"override {item!r} is not of the form key=value")
@@ -400,6 +396,27 @@ def resume_changes(run: str | Path, cfg: Config, kind: str) -> dict[str, list]:
 # keys that earlier versions wrote into run folders, and where they live now (None: gone, nothing computes with it)
 MOVED = {"pipeline.heldout_episodes": "record.heldout_episodes", "pipeline.heldout_seed": "record.heldout_seed",
          "env.frame_in_info": None}
+
+
+def _layers(f: Path, within: tuple[Path, ...] = ()) -> list[tuple[Path, object]]:
+    """The YAML file ``f`` as (file, node) layers to merge in order: the config its top-level ``include:``
+    names (a packaged config's name, or a path relative to ``f``), recursively, then ``f`` itself."""
+    if not f.is_file():
+        raise UserError(f"{f}: config file not found" + (f" (included by {within[-1]})" if within else ""))
+    try:
+        node = OmegaConf.load(f)
+    except Exception as e:  # YAML syntax errors come from the yaml parser
+        raise UserError(f"{f}: not valid YAML ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not (OmegaConf.is_dict(node) and "include" in node):
+        return [(f, node)]
+    name = node.pop("include")
+    if not isinstance(name, str) or not name:
+        raise UserError(f"{f}: include must name a config (a packaged one, or a YAML file), got {name!r}")
+    packaged = packaged_config_path(f"{name}.yaml")
+    base = packaged if "/" not in name and not name.endswith(".yaml") and packaged.is_file() else f.parent / name
+    if base.resolve() in {p.resolve() for p in (*within, f)}:
+        raise UserError(f"{f}: includes {base}, which includes it again")
+    return [*_layers(base, (*within, f)), (f, node)]
 
 
 def _upgrade(node):

@@ -126,6 +126,28 @@ def test_bad_config_files_name_the_file(tmp_path, capsys):
     assert "not valid YAML" in capsys.readouterr().err
 
 
+def test_a_config_includes_another_and_overrides_it(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    fam = load_config("family")
+    quick = load_config(None, ["env.scene=bowl_jar", "env.action_axes=[x,y,z,tilt]", "env.y_limits=[-0.2,0.2]",
+                               "record.episodes=180", "record.behaviours=bowl=1,jar=1,half=1", "record.heldout_episodes=30"])
+    assert OmegaConf.structured(fam) == OmegaConf.structured(quick)  # family.yaml: the quickstart and its differences
+    (tmp_path / "mine.yaml").write_text("include: family\ntrain:\n  steps: 7\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "again.yaml").write_text("include: ../mine.yaml\nrl:\n  steps: 99\n")
+    cfg = load_config(tmp_path / "sub" / "again.yaml")
+    assert cfg.train.steps == 7 and cfg.rl.steps == 99 and cfg.env.scene == "bowl_jar"
+    (tmp_path / "a.yaml").write_text("include: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("include: a.yaml\n")
+    (tmp_path / "c.yaml").write_text("include: nowhere.yaml\n")
+    for name, message in (("a.yaml", "includes"), ("c.yaml", "included by")):
+        assert main(["pipeline", "--out", str(tmp_path / "r"), "--config", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
 def test_packaged_default_is_the_quickstart():
     cfg = load_config()
     assert cfg.env.num_particles == 40 and len(cfg.env.cameras) == 3
