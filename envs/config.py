@@ -93,6 +93,13 @@ class PourConfig:
     image_size: int = 64
     jitter_deg: float = 0.0
     jitter_m: float = 0.0
+    # Hand-held cameras: every camera's placement wanders smoothly during an episode, a random walk whose velocity
+    # is damped (cameras.drift_path) with typical steps of drift_deg (yaw, pitch) and drift_m (distance, target) per
+    # control step, kept within +-drift_limit_deg / drift_limit_m of the placement drawn at reset.
+    drift_deg: float = 0.0
+    drift_m: float = 0.0
+    drift_limit_deg: float = 15.0
+    drift_limit_m: float = 0.08
     renderer: str = "tiny"  # "tiny" (TinyRenderer, CPU) or "egl" (OpenGL through EGL)
     views_in_info: bool = False  # put every view's frame in info["views"] (for replay videos: the last step's frames)
     near: float = 0.05
@@ -139,7 +146,8 @@ POUR_RANGES = {
     "jar_radius": (0.01, 0.5), "jar_height": (0.005, 0.5), "receptacle_y": (0.0, 1.0), "physics_hz": (10.0, 10_000.0),
     "substeps": (1, 1000), "episode_steps": (1, 100_000), "max_delta_pos": (1e-4, 1.0), "max_delta_tilt": (1e-4, 3.2),
     "z_max": (0.01, 2.0), "settle_substeps": (0, 100_000), "agent_view": (0, 63), "image_size": (8, 1024),
-    "jitter_deg": (0.0, 90.0), "jitter_m": (0.0, 1.0), "near": (1e-4, 10.0), "far": (0.01, 1e4), "pour_distance": (0.0, 10.0),
+    "jitter_deg": (0.0, 90.0), "jitter_m": (0.0, 1.0), "drift_deg": (0.0, 30.0), "drift_m": (0.0, 0.5),
+    "drift_limit_deg": (0.0, 80.0), "drift_limit_m": (0.0, 1.0), "near": (1e-4, 10.0), "far": (0.01, 1e4), "pour_distance": (0.0, 10.0),
     "has_liquid_fraction": (0.0, 1.0), "success_fraction": (0.0, 1.0), "spill_penalty": (0.0, 1e6), "shaping_weight": (0.0, 1e6),
 }
 CAMERA_RANGES = {"yaw": (-720.0, 720.0), "pitch": (-89.9, 89.9), "distance": (0.01, 100.0), "fov": (1.0, 179.0),

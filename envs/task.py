@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .behaviours import BEHAVIOURS, RECEPTACLES, SCENES, Behaviour
-from .cameras import Camera, projection_matrix, sample_camera
+from .cameras import Camera, drift_path, projection_matrix, sample_camera
 from .config import PourConfig
 from .grasp import cup_angle_from_vertical, cup_tilt, quat_to_matrix
 from .hand import SKIN_TONES, Hand
@@ -86,6 +86,7 @@ class PouringWorld:
         self.bowl_pos = np.zeros(3)
         self.receptacles: dict[str, tuple[np.ndarray, float, float]] = {}  # name -> (position, radius, height)
         self.behaviour: Behaviour = BEHAVIOURS[cfg.behaviour]  # what reward() asks for; the env may set it per episode
+        self.drift: list[np.ndarray] | None = None  # per camera, (frames, 6) hand-held offsets (cameras.drift_path)
         self.frame_index = 0
 
     # ----------------------------------------------------------------- build
@@ -132,6 +133,10 @@ class PouringWorld:
             sim.step()
         self.cameras = [sample_camera(rng, r) for r in cfg.cameras]
         self.jitter_seed = int(rng.integers(2**31))
+        self.drift = None
+        if cfg.drift_deg or cfg.drift_m:  # from the episode's jitter seed: the scene's draws stay as they are
+            self.drift = [drift_path(np.random.default_rng([self.jitter_seed, v, 1]), cfg.episode_steps + 1, cfg.drift_deg,
+                                     cfg.drift_m, cfg.drift_limit_deg, cfg.drift_limit_m) for v in range(len(self.cameras))]
         self.frame_index = 0
 
     def _build_receptacles(self, rng: np.random.Generator, colors: dict) -> None:
@@ -291,13 +296,16 @@ class PouringWorld:
 
     # ----------------------------------------------------------------- rendering
     def camera_now(self, view: int) -> Camera:
-        """Placement of camera ``view`` at the current frame, hand-held jitter included.
+        """Placement of camera ``view`` at the current frame, hand-held drift and jitter included.
 
-        Jitter is a function of (episode, frame, view) only, so rendering a view twice at the same
+        Both are functions of (episode, frame, view) only, so rendering a view twice at the same
         instant gives the same image.
         """
         cfg = self.cfg
         cam = self.cameras[view]
+        if self.drift is not None:
+            path = self.drift[view]
+            cam = cam.moved(path[min(self.frame_index, len(path) - 1)])
         if cfg.jitter_deg or cfg.jitter_m:
             rng = np.random.default_rng([self.jitter_seed, self.frame_index, view])
             cam = cam.jittered(rng, cfg.jitter_deg, cfg.jitter_m)

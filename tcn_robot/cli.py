@@ -173,11 +173,13 @@ def _evaluate(args: argparse.Namespace) -> None:
     cfg = _config(args)
     from .runs import checkpoint_spec
 
-    _precheck(args, "evaluate", data=(args.data,), files=tuple(("--checkpoint", checkpoint_spec(c)[1]) for c in args.checkpoint),
+    _precheck(args, "evaluate", data=(args.data, *(checkpoint_spec(s)[1] for s in args.novel_data)),
+              files=tuple(("--checkpoint", checkpoint_spec(c)[1]) for c in args.checkpoint),
               folders=(("--demo", args.demo),) if args.demo else ())
     from .evaluate.run import evaluate
 
-    results = evaluate(cfg, args.data, args.out, args.checkpoint, args.baseline, overwrite=args.overwrite, cache_dir=args.cache_dir)
+    results = evaluate(cfg, args.data, args.out, args.checkpoint, args.baseline, overwrite=args.overwrite, cache_dir=args.cache_dir,
+                       novel=args.novel_data)
     for name, m in results.items():
         print(f"evaluate: {name}: alignment error {m.get('alignment_error', float('nan')):.3f}, classification error "
               f"{m.get('classification_error_same_view', float('nan')):.3f} (same view)")
@@ -306,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an untrained baseline (repeatable): random init (degenerate: nearly one vector for every frame), "
                         "random-features (the untrained trunk's pooled features, standardized), pixels")
     p.add_argument("--data", type=Path, required=True, help="held-out dataset folder")
+    p.add_argument("--novel-data", action="append", default=[], metavar="[NAME=]DIR",
+                   help="a held-out set filmed by other cameras (e.g. record --config novel_rig --heldout): the embedding "
+                        "figures on it beside those on --data, with their ratios (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="report folder")
     p.add_argument("--demo", type=Path, default=None, help="human-proxy demo episode for the reward reading (evaluate.demo)")
     _add_overwrite(p, "evaluation")

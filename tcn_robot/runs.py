@@ -64,11 +64,11 @@ def checkpoint(run: str | Path, name: str) -> Path:
 
 
 def checkpoint_spec(spec: str) -> tuple[str, Path]:
-    """``NAME=PATH`` -> (NAME, PATH); ``PATH`` -> ("", PATH). A path may hold ``=`` itself
-    (``sweep/lr=1e-3/last.pt``): the spec is a bare path when it names an existing file or when
-    what precedes the first ``=`` contains a path separator."""
+    """``NAME=PATH`` -> (NAME, PATH); ``PATH`` -> ("", PATH) (of ``--checkpoint``, ``--novel-data``). A
+    path may hold ``=`` itself (``sweep/lr=1e-3/last.pt``): the spec is a bare path when it names an
+    existing file or folder or when what precedes the first ``=`` contains a path separator."""
     name, sep, path = spec.partition("=")
-    if not sep or Path(spec).is_file() or "/" in name or os.sep in name:
+    if not sep or Path(spec).exists() or "/" in name or os.sep in name:
         return "", Path(spec)
     return name, Path(path)
 

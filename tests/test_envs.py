@@ -231,3 +231,23 @@ def test_paired_twin_worlds_share_the_scene_and_the_cup_path():
             gaps.append(np.linalg.norm(human.measurement.cup_center - robot.measurement.cup_center))
     assert len(gaps) > 40 and np.median(gaps) < 0.02 and max(gaps) < 0.06
     assert h.info["fraction_in_bowl"] >= 0.9 and r.info["fraction_in_bowl"] >= 0.9
+
+
+def test_a_hand_held_camera_drifts_smoothly_within_its_limits_and_draws_nothing_from_the_scene(small_world):
+    from tcn_robot.envs.cameras import drift_path
+
+    path = drift_path(np.random.default_rng(0), 500, 1.0, 0.004, 12.0, 0.06)
+    assert np.all(path[0] == 0) and np.all(np.abs(path[:, :2]) <= 12.0) and np.all(np.abs(path[:, 2:]) <= 0.06)
+    steps = np.abs(np.diff(path, axis=0))
+    assert steps[:, :2].mean() < 1.5 and steps[:, :2].max() < 6.0  # about the step size asked for, never a jump
+    assert np.ptp(path[:, 0]) > 8.0  # it wanders over most of its range
+    still, held = PourEnv(**small_world), PourEnv(drift_deg=1.0, drift_m=0.004, **small_world)
+    still.reset(seed=2)
+    held.reset(seed=2)
+    assert np.array_equal(still.world.bowl_pos, held.world.bowl_pos) and still.world.cameras == held.world.cameras
+    first = held.world.camera_now(0)
+    assert first == still.world.camera_now(0)  # it starts where the fixed camera stands
+    for _ in range(10):
+        held.step(np.zeros(3, np.float32))
+    moved = held.world.camera_now(1)
+    assert moved != held.world.cameras[1] and moved == held.world.camera_now(1)  # the same instant renders the same

@@ -233,3 +233,22 @@ def test_behaviour_retrieval_counts_nearest_neighbours_by_behaviour():
     seqs.append(base["jar"][::2])  # labelled bowl but shaped like the jar pours: retrieved as jar
     r = behaviour_retrieval(seqs, ["bowl", "bowl", "jar", "jar", "jar", "bowl"], ["bowl", "jar"])
     assert r["confusion"] == [[2, 1], [0, 3]] and r["accuracy"] == pytest.approx(5 / 6) and r["episodes"] == 6
+
+
+def test_novel_data_figures_equal_those_of_evaluating_that_set_alone(tmp_path):
+    from tcn_robot.envs import CameraRange
+
+    data, other = tmp_path / "data", tmp_path / "other"
+    record_dataset(make_pour_config(num_particles=12), data, 4, 2, 32, 5, "human=0.5,robot=0.5")
+    cams = [CameraRange(yaw=(100.0, 110.0), pitch=(-50.0, -45.0)), CameraRange(yaw=(250.0, 260.0), pitch=(-12.0, -8.0))]
+    record_dataset(make_pour_config(num_particles=12, cameras=cams), other, 4, 2, 32, 5, "human=0.5,robot=0.5")
+    common = ["--baseline", "pixels", "model.image_size=32", "evaluate.probe_steps=20"]
+    assert main(["evaluate", "--data", str(data), "--novel-data", f"far={other}", "--out", str(tmp_path / "e1"), *common]) == 0
+    assert main(["evaluate", "--data", str(other), "--out", str(tmp_path / "e2"), *common]) == 0
+    both = json.loads((tmp_path / "e1" / "metrics.json").read_text())["encoders"]["pixels 16x16"]
+    alone = json.loads((tmp_path / "e2" / "metrics.json").read_text())["encoders"]["pixels 16x16"]
+    for key in ("alignment_error", "classification_error_same_view", "classification_error_cross_view"):
+        assert both["novel"]["far"][key] == pytest.approx(alone[key])
+    report = (tmp_path / "e1" / "report.md").read_text()
+    ratio = alone["alignment_error"] / both["alignment_error"]
+    assert "## Cameras never trained on" in report and f"({ratio:.2f}x)" in report

@@ -1,6 +1,9 @@
 """``tcn-robot evaluate``: measure encoders on held-out episodes the way the TCN paper does, plus
 XIRL's alignment metrics and the quality of the reward each encoder would give, all in one table.
 
+Given held-out sets filmed by other cameras (``--novel-data``: camera placements never trained on, a
+hand-held camera), the embedding figures on each beside the in-distribution ones, with their ratios.
+
 Writes ``OUT/metrics.json`` (every figure of every encoder), ``OUT/report.md`` (the tables) and,
 per encoder, ``OUT/<encoder>/``: PCA trajectories, distance matrices (two views of one episode; the
 demo against an episode), reward-over-time curves for good, partial and random episodes, and a
@@ -52,7 +55,8 @@ def plot_folders(names: list[str]) -> list[str]:
 class Evaluation:
     """The held-out data, its ground truth and the demo, shared by every encoder."""
 
-    def __init__(self, cfg: Config, data: str | Path, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, cfg: Config, data: str | Path, cache_dir: str | Path | None = None, demo: bool = True) -> None:
+        """``demo=False``: the embedding figures only (``embedding_figures``), no demo and no probes."""
         self.cfg = cfg.evaluate
         self.reward = cfg.reward
         dataset = Dataset.open(data)
@@ -62,9 +66,10 @@ class Evaluation:
         self.states = [ep.states() for ep in self.cache.episodes]
         self.labels = [self.cache.labels(i) for i in range(len(self.cache))]
         self.views = min(a.shape[1] for a in self.cache.arrays)
-        self.demo_frames, self.demo_name = self._demo(cfg.evaluate.demo)
         self.fps = float(self.metas[0].get("fps", 20))
-        self.probes, self.probes_missing = self._probes(cfg)
+        if demo:
+            self.demo_frames, self.demo_name = self._demo(cfg.evaluate.demo)
+            self.probes, self.probes_missing = self._probes(cfg)
 
     def _probes(self, cfg: Config) -> tuple[list[Probe], str | None]:
         """The scripted probes in the demo's scene, in the world the held-out data was recorded in (its
@@ -99,12 +104,11 @@ class Evaluation:
         pick = np.random.default_rng(0).choice(len(every), min(count, len(every)), replace=False)
         return np.stack([self.cache.arrays[i][t, v] for i, t, v in (every[k] for k in sorted(pick))])
 
-    def run(self, enc: Encoder, folder: Path) -> dict:
-        """Every figure of ``enc``; its plots go into ``folder``."""
+    def embedding_figures(self, enc: Encoder) -> tuple[list[np.ndarray], dict]:
+        """The embeddings (V, T, D) of every episode, and the figures of the embedding alone: alignment
+        error, attribute classification, Kendall's tau and cycle consistency."""
         embs = [_embed(enc, a) for a in self.cache.arrays]
-        demo = _embed(enc, self.demo_frames)
-        names = [ep.name for ep in self.cache.episodes]
-        m: dict = {"encoder": enc.name}
+        m: dict = {}
         if self.views >= 2:
             m["alignment_error"] = float(np.mean([alignment_error(e[: self.views]) for e in embs]))
         twins = [embodiment_alignment_error(e, mt["view_embodiments"]) for e, mt in zip(embs, self.metas) if "view_embodiments" in mt]
@@ -112,6 +116,14 @@ class Evaluation:
             m["embodiment_alignment_error"] = float(np.mean([x for x in twins if x is not None]))
         m.update(self._classification(embs))
         m.update(self._alignment_pairs(embs))
+        return embs, m
+
+    def run(self, enc: Encoder, folder: Path) -> dict:
+        """Every figure of ``enc``; its plots go into ``folder``."""
+        embs, figures = self.embedding_figures(enc)
+        demo = _embed(enc, self.demo_frames)
+        names = [ep.name for ep in self.cache.episodes]
+        m: dict = {"encoder": enc.name, **figures}
         m.update(self._reward_quality(embs, demo, names))
         m["reward_kinds"] = self._reward_kinds(enc, embs, demo, names)
         m["plots"] = self._plots(enc, embs, demo, names, folder)
@@ -279,20 +291,27 @@ class Evaluation:
 
 @runs.owns_outputs
 def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[str], baselines: list[str],
-             overwrite: bool = False, cache_dir: str | Path | None = None) -> dict:
-    """Evaluate every encoder on ``data`` into ``out``; returns ``{encoder: metrics}``. Every input is
-    read before ``out`` (new, or an earlier evaluation with ``overwrite``) is written."""
+             overwrite: bool = False, cache_dir: str | Path | None = None, novel: list[str] = ()) -> dict:
+    """Evaluate every encoder on ``data`` into ``out``; returns ``{encoder: metrics}``. ``novel``: held-out
+    sets filmed by other cameras (``[NAME=]DIR``), each encoder's embedding figures on each put beside
+    the in-distribution ones (``metrics["novel"][NAME]``). Every input is read before ``out`` (new, or an
+    earlier evaluation with ``overwrite``) is written."""
     if not checkpoints and not baselines:
         raise UserError("give at least one --checkpoint or --baseline")
     out = Path(out)
+    novel = [(name or path.name, path) for name, path in map(runs.checkpoint_spec, novel)]
+    if len({n for n, _ in novel}) < len(novel):
+        raise UserError("two --novel-data sets have one name; name them with --novel-data NAME=DIR")
     mode = runs.check_output(out, "evaluate", overwrite=overwrite)
-    runs.check_apart(out, {"--data": data, "--demo": cfg.evaluate.demo,
+    runs.check_apart(out, {"--data": data, "--demo": cfg.evaluate.demo, **{f"--novel-data {n}": p for n, p in novel},
                            **{f"--checkpoint {c}": runs.checkpoint_spec(c)[1] for c in checkpoints}})
     device = pick_device(cfg.train.device)
     encoders = [checkpoint_encoder(c, device) for c in checkpoints]
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         ev = Evaluation(cfg, data, cache_dir)
+        others = {n: Evaluation(cfg, p, None if cache_dir is None else Path(cache_dir) / f"novel-{k}", demo=False)
+                  for k, (n, p) in enumerate(novel)}
     reference = ev.reference_frames() if "random-features" in baselines else None
     encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device, reference=reference) for b in baselines]
     names = [enc.name for enc in encoders]
@@ -303,10 +322,16 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
     results = {}
     for enc, folder in tqdm(list(zip(encoders, plot_folders(names))), desc="evaluate", unit="encoder"):
         results[enc.name] = ev.run(enc, out / folder)
+        if others:
+            results[enc.name]["novel"] = {n: other.embedding_figures(enc)[1] for n, other in others.items()}
     write_json(out / runs.METRICS, {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
                                       "encoders": results})
     atomic_write_text(out / runs.REPORT, report(results, ev, data))
     return results
+
+
+NOVEL_FIGURES = (("alignment_error", True), ("kendall_tau_same_view", False), ("kendall_tau_cross_view", False),
+                 ("classification_error_same_view", True), ("classification_error_cross_view", True))
 
 
 def _f(x, pct: bool = True) -> str:
@@ -377,6 +402,20 @@ def report(results: dict, ev: Evaluation, data) -> str:
                      "the dynamic-time-warping distance of their agent-view embeddings (no behaviour labels in training).", "",
                      "| encoder | correct % | episodes | behaviour: nearest episodes' behaviours |", "| --- | ---: | ---: | --- |",
                      *retrieval, ""]
+    novel = []
+    for name, m in results.items():
+        for set_name, n in m.get("novel", {}).items():
+            cells = []
+            for key, pct in NOVEL_FIGURES:
+                a, b = m.get(key), n.get(key)
+                ratio = f" ({b / a:.2f}x)" if a and b is not None else ""
+                cells.append(f"{_f(a, pct)} / {_f(b, pct)}{ratio}")
+            novel.append(f"| {name} | {set_name} | " + " | ".join(cells) + " |")
+    if novel:
+        novel = ["## Cameras never trained on", "",
+                 "Each figure on the held-out data above / on each set filmed by other cameras (its ratio to the first).", "",
+                 "| encoder | set | " + " | ".join(k for k, _ in NOVEL_FIGURES) + " |",
+                 "| --- | --- |" + " ---: |" * len(NOVEL_FIGURES), *novel, ""]
     figs = []
     for name, m in results.items():
         links = " · ".join(f"[{k}]({v})" for k, v in m["plots"].items())
@@ -398,5 +437,5 @@ def report(results: dict, ev: Evaluation, data) -> str:
         "started at once (pours), and carries the cup upright along it, pours past the bowl, spills short of it "
         "or stands still; their returns, and whether every pour scores above every other probe (margin: lowest "
         "pour minus highest other, over the spread of all returns).", "", *kinds, "", probes_note, "",
-        *retrieval, "Figures:", "", *figs, "",
+        *retrieval, *novel, "Figures:", "", *figs, "",
     ])
