@@ -43,14 +43,15 @@ from tcn_robot.stats import bootstrap_ci  # noqa: E402
 ARMS = ("learned", "goal", "blind")
 
 
-def train(pipeline: Path, out: Path, demo: Path, behaviour: str, seed: int, reward: str, steps: int | None) -> dict:
+def train(pipeline: Path, out: Path, demo: Path, behaviour: str, seed: int, reward: str, steps: int | None,
+          overrides: list[str]) -> dict:
     """One PPO run (resumed if interrupted) and its final evaluation."""
     if not (out / "metrics.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         run(["train-rl", "--config", str(pipeline / "config.yaml"), "--out", str(out),
              *(["--resume"] if (out / "checkpoints" / "last.zip").is_file() else []),
              "--encoder", str(pipeline / "tcn" / "checkpoints" / "best.pt"), "--demo", str(demo), "--reward", reward,
-             "--seed", str(seed), *(["--steps", str(steps)] if steps else []), f"env.behaviour={behaviour}"],
+             "--seed", str(seed), *(["--steps", str(steps)] if steps else []), f"env.behaviour={behaviour}", *overrides],
             out.parent / f"{out.name}.log")
     return json.loads((out / "metrics.json").read_text())["final_eval"]
 
@@ -85,6 +86,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0-2", help="RL seeds per behaviour: 0-2 or 0,3")
     p.add_argument("--arm", choices=ARMS, action="append", help=f"repeatable; default: all of {', '.join(ARMS)}")
     p.add_argument("--steps", type=int, help="PPO steps per run (default: the pipeline config's rl.steps)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override of every PPO run")
     p.add_argument("--demo", action="append", default=[], metavar="BEHAVIOUR=EPISODE",
                    help="the demo of a behaviour (default: the pipeline's first successful held-out human-proxy one)")
     args = p.parse_args()
@@ -107,7 +109,7 @@ def main() -> None:
             shares[shown] = []
             for s in seeds(args.seeds):
                 folder = args.out / arm / f"{shown}_s{s}"
-                final = train(args.pipeline, folder, demo, shown, s, reward, args.steps)
+                final = train(args.pipeline, folder, demo, shown, s, reward, args.steps, args.set)
                 done = final["behaviour_performed"]
                 shares[shown].append(np.array([done.count(c) / len(done) for c in columns]))
             first = args.out / arm / f"{shown}_s{seeds(args.seeds)[0]}"

@@ -51,6 +51,10 @@ class AugmentConfig:
     saturation: float = 0.4
     hue: float = 0.2  # strong: anchor and positive get different hues, against per-episode colour randomization
     jitter_prob: float = 0.8
+    # viewpoint changes no camera of the rig made: a random perspective warp of this distortion (kornia's scale, 0-1)
+    # and a rotation of up to this many degrees, each applied to half the images; 0 leaves them out
+    perspective: float = 0.0
+    rotate_deg: float = 0.0
 
 
 @dataclass
@@ -275,7 +279,8 @@ RANGES = {
     "model": {"image_size": (8, 1024), "width": (1, 1024), "head_channels": (1, 4096), "hidden": (1, 65536), "embedding_dim": (1, 4096),
               "context": (1, 256), "context_stride": (1, 256)},
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
-                "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0)},
+                "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0), "perspective": (0.0, 1.0),
+                "rotate_deg": (0.0, 180.0)},
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
               "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},

@@ -135,3 +135,19 @@ def test_a_clip_encoders_embedding_of_frame_t_reads_no_later_frame():
         assert torch.allclose(net.window(raw[idx][None])[0], z[t], atol=1e-5)
     plain = EmbeddingNet(ModelConfig(image_size=16, width=8, head_channels=8, hidden=16, embedding_dim=6)).eval()
     assert torch.allclose(plain.embed(video), plain.embed(video.flip(0)).flip(0), atol=1e-5)  # context 1: frames alone
+
+
+def test_viewpoint_augmentations_move_the_geometry_and_are_left_out_at_zero():
+    from tcn_robot.config import AugmentConfig
+    from tcn_robot.data.augment import build_augment
+
+    plain = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter_prob=0.0)
+    assert [type(m).__name__ for m in build_augment(plain, 32)] == ["RandomResizedCrop", "ColorJitter"]
+    torch.manual_seed(0)
+    x = torch.zeros(64, 3, 32, 32)
+    x[:, :, 4:8, 4:28] = 1.0  # a bar near the top edge
+    same = build_augment(plain, 32)(x)
+    assert torch.allclose(same, x, atol=1e-4)  # a full-frame crop and no jitter change nothing
+    warped = build_augment(AugmentConfig(**{**plain.__dict__, "perspective": 0.6, "rotate_deg": 30.0}), 32)(x)
+    moved = (warped - x).abs().flatten(1).amax(1) > 0.5
+    assert 0.4 < moved.float().mean() < 1.0  # each applied to about half the images: most moved, some not
