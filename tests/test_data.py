@@ -142,6 +142,21 @@ def test_demonstrator_mix_keeps_its_proportions_in_every_prefix():
         parse_mix("human=1,alien=1")
 
 
+def test_a_behaviour_mix_keeps_its_proportions_apart_from_the_demonstrators():
+    mix = parse_mix(MIX)
+    behaviours = parse_mix("bowl=1,jar=1,half=1", "record.behaviours", ("bowl", "jar", "half"))
+    plans = plan_episodes(60, mix, 3, behaviours)
+    assert [p.demonstrator for p in plans] == [p.demonstrator for p in plan_episodes(60, mix, 3)]  # unchanged by it
+    assert all(p.behaviour is None for p in plan_episodes(5, mix, 3))
+    for n in (6, 30, 60):
+        counts = {b: sum(p.behaviour == b for p in plans[:n]) for b in behaviours}
+        assert all(abs(c - n / 3) <= 1.5 for c in counts.values()), counts
+    human = [p.behaviour for p in plans if p.demonstrator == "human"]
+    assert len(set(human)) == 3  # every behaviour is demonstrated by each demonstrator, not one per demonstrator
+    with pytest.raises(ValueError, match="unknown behaviour 'pour'"):
+        parse_mix("pour=1", "record.behaviours", ("bowl", "half"))
+
+
 # ----------------------------------------------------------------- bad inputs
 @pytest.fixture
 def dataset_copy(tmp_path, reference):

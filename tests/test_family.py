@@ -120,3 +120,23 @@ def test_the_family_ids_make_the_family():
     env = gym.make("TCNPourFamily-v0", behaviour="half", **CHEAP).unwrapped
     _, info = env.reset(seed=0)
     assert env.cfg.scene == "bowl_jar" and info["behaviour"] == "half" and "fraction_in_jar" in info
+
+
+def test_record_names_each_episodes_behaviour_and_keeps_the_jar_fraction(tmp_path):
+    import json
+
+    from tcn_robot.data.episodes import Dataset
+    from tcn_robot.data.record import record_dataset
+    from tcn_robot.envs import make_pour_config
+
+    cfg = make_pour_config({**FAMILY, **CHEAP, "num_particles": 12})
+    s = record_dataset(cfg, tmp_path / "d", 6, 2, 32, 0, "human=1", behaviours="bowl=1,jar=1,half=1")
+    assert s["behaviours"] == {"bowl": 2, "jar": 2, "half": 2}
+    for ep in Dataset.open(tmp_path / "d").episodes:
+        states = ep.states()
+        assert ep.meta["behaviour"] in ("bowl", "jar", "half")
+        assert ep.meta["fraction_in_jar"] == pytest.approx(float(states["fraction_in_jar"][-1]))
+        if ep.meta["behaviour"] == "jar" and ep.meta["behaviour_performed"] == "jar":
+            assert states["fraction_in_jar"][-1] > 0.5 and states["fraction_in_bowl"][-1] < 0.2
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["settings"]["behaviours"] == pytest.approx({"bowl": 1 / 3, "jar": 1 / 3, "half": 1 / 3})
