@@ -1,8 +1,8 @@
 """The swap test: does the demo decide what the robot does? (DVD, Chen et al. 2021; RoboCLIP, Sontakke et al. 2023)
 
 On a pipeline run of a scene with several pouring tasks (``tcn-robot pipeline --config family``), for each
-behaviour the first successful held-out human-proxy demo of it (or the one ``--demo BEHAVIOUR=EPISODE`` names), and PPO against it for several RL seeds
-(``tcn-robot train-rl`` on the pipeline's TCN). The result is a confusion matrix: rows the demonstrated
+behaviour the first successful held-out human-proxy demo of it (or the one ``--demo BEHAVIOUR=EPISODE`` names),
+and PPO against it for several RL seeds (``tcn-robot train-rl`` on the pipeline's TCN). The result is a confusion matrix: rows the demonstrated
 behaviour, columns the behaviour each policy performs (by the ground-truth fractions of its 10 evaluation
 episodes; envs/behaviours.py), each cell the mean share over seeds with its 95% bootstrap interval. Arms:
 

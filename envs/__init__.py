@@ -4,7 +4,8 @@ Importing this package registers every variant with gymnasium, in one loop:
 ``TCNPour-v0`` (state observations) and ``TCNPourPixels-v0`` (a Dict of per-camera images plus
 the state) for the single bowl, and ``TCNPourFamily-v0`` / ``TCNPourFamilyPixels-v0`` for the
 scene of several pouring tasks (a bowl and a jar, four action axes; ``FAMILY``), where the keyword
-``behaviour`` (``bowl``, ``jar``, ``half``) picks the task the env reward asks for. Any ``PourConfig`` field can be passed to ``gymnasium.make`` as a keyword. The
+``behaviour`` (``bowl``, ``jar``, ``half``) picks the task the env reward asks for. Any
+``PourConfig`` field can be passed to ``gymnasium.make`` as a keyword. The
 simulator modules load on first use of a name that needs them, so that reading a config does not
 start pybullet.
 """

@@ -47,6 +47,12 @@ def behaviours_of(scene: str) -> tuple[str, ...]:
     return tuple(n for n, b in BEHAVIOURS.items() if b.receptacle in SCENES[scene])
 
 
+def check_behaviour(scene: str, name: str) -> None:
+    """Raise ValueError naming ``name`` and the behaviours ``scene`` allows unless it is one of them."""
+    if name not in behaviours_of(scene):
+        raise ValueError(f"behaviour {name!r} is not one of the scene {scene!r}'s: {list(behaviours_of(scene))}")
+
+
 def performed(fractions: dict[str, float], scene: str) -> str:
     """The behaviour of ``scene`` that the final ``fractions`` score best on, or ``none`` below 0.5."""
     scores = {n: BEHAVIOURS[n].score(fractions) for n in behaviours_of(scene)}

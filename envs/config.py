@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from .behaviours import SCENES, behaviours_of
+from .behaviours import SCENES, check_behaviour
 
 DEMONSTRATORS = ("human", "robot", "random", "paired")  # paired: the human proxy and its robot twin, recorded together
 
@@ -168,8 +168,7 @@ def _check(cfg: PourConfig) -> None:
     check_ranges(cfg, POUR_RANGES)
     if cfg.scene not in SCENES:
         raise ValueError(f"scene must be one of {list(SCENES)}, got {cfg.scene!r}")
-    if cfg.behaviour not in behaviours_of(cfg.scene):
-        raise ValueError(f"behaviour {cfg.behaviour!r} is not one of the scene {cfg.scene!r}'s: {list(behaviours_of(cfg.scene))}")
+    check_behaviour(cfg.scene, cfg.behaviour)
     for name in ("bowl_x_range", "bowl_y_range", "receptacle_y", "tilt_limits", "x_limits", "y_limits"):
         low, high = getattr(cfg, name)
         if not low <= high:

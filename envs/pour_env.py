@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from .behaviours import BEHAVIOURS, SCENES, behaviours_of, performed
+from .behaviours import BEHAVIOURS, SCENES, check_behaviour, performed
 from .config import PourConfig, make_pour_config
 from .robot import NUM_JOINTS, Robot
 from .task import Measurement, PouringWorld
@@ -77,8 +77,7 @@ class PourEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         behaviour = (options or {}).get("behaviour", self.cfg.behaviour)
-        if behaviour not in behaviours_of(self.cfg.scene):
-            raise ValueError(f"behaviour {behaviour!r} is not one of the scene {self.cfg.scene!r}'s: {list(behaviours_of(self.cfg.scene))}")
+        check_behaviour(self.cfg.scene, behaviour)
         self.world.behaviour = BEHAVIOURS[behaviour]
         self.world.build(self.np_random)
         self.t = 0
