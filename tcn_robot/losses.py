@@ -364,4 +364,34 @@ class DomainConfusionLoss(nn.Module):
         return F.cross_entropy(logits, labels), (logits.argmax(-1) == labels).float().mean().detach()
 
 
+class ArrowOfTimeLoss(nn.Module):
+    """The arrow of time as a training signal (Wei et al. 2018, "Learning and Using the Arrow of Time"):
+    a ``head`` maps each embedding to a scalar potential g, and for every pair of frames of the same
+    episode at least ``gap`` steps apart, sigmoid(g(z_j) - g(z_i)) is the probability that frame j comes
+    after frame i (a Bradley-Terry ranking, so the prediction is antisymmetric), trained by binary
+    cross-entropy. What changes irreversibly during an episode, the liquid leaving the cup, is what
+    orders frames that look alike otherwise (the cup at rest before and after the pour), so the
+    embedding has to carry it.
+
+    Shapes: z (N, D), z_other (M, D) (e.g. the same instants from other cameras), episode and time
+    (N,) and (M,) int64 each. Returns (loss, accuracy of the order predicted over the pairs).
+    """
+
+    def __init__(self, dim: int, hidden: int, gap: int = 1) -> None:
+        super().__init__()
+        self.gap = gap
+        self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
+
+    def forward(self, z, z_other, episode, time, episode_other, time_other) -> tuple[torch.Tensor, torch.Tensor]:
+        g, g_other = self.head(_full(z))[:, 0], self.head(_full(z_other))[:, 0]
+        dt = time_other[None, :] - time[:, None]
+        pairs = (episode[:, None] == episode_other[None, :]) & (dt.abs() >= self.gap)
+        if not pairs.any():
+            return z.sum() * 0.0, torch.ones((), device=z.device)
+        logits = (g_other[None, :] - g[:, None])[pairs]
+        later = (dt[pairs] > 0).to(logits.dtype)
+        loss = F.binary_cross_entropy_with_logits(logits, later)
+        return loss, ((logits > 0).to(later.dtype) == later).float().mean().detach()
+
+
 LOSSES = ("triplet", "npairs", "infonce", "lifted")

@@ -51,6 +51,12 @@ class TCNSection:
     # beside each batch, as cycle consistency reads them) or batch (every frame of the TCN batch, labelled by
     # who is filmed in its view; random exploration is the robot's)
     domain_frames: str = "demonstrations"
+    # the arrow of time (Wei et al. 2018): a head orders every pair of the batch's frames of one episode
+    # (anchor against positive, so across cameras) at least order_gap steps apart, with this weight (0: off);
+    # what changes irreversibly, the liquid leaving the cup, is what orders frames that look alike otherwise
+    order_weight: float = 0.0
+    order_gap: int = 5
+    order_hidden: int = 64
 
 
 @dataclass
@@ -192,7 +198,7 @@ METHODS: dict[str, MethodSpec] = {
          "temperature": (1e-4, 100.0), "exclusion_radius": (-1, 10**6), "lifted_margin": (0.0, 100.0), "pos_radius": (1, 10**6),
          "neg_radius": (2, 10**6), "align_weight": (0.0, 1000.0), "align_sequences": (2, 4096), "align_frames": (2, 4096),
          "align_temperature": (1e-4, 100.0), "align_variance_lambda": (0.0, 100.0), "domain_weight": (0.0, 1000.0),
-         "domain_hidden": (1, 65536)},
+         "domain_hidden": (1, 65536), "order_weight": (0.0, 1000.0), "order_gap": (1, 10**6), "order_hidden": (1, 65536)},
         {"mode": ("multiview", "singleview"), "loss": ("triplet", "npairs", "infonce", "lifted"),
          "negatives": ("sequence", "batch"), "mining": ("semihard", "hard", "all"),
          "domain_frames": ("demonstrations", "batch")}),

@@ -144,6 +144,23 @@ def test_tcn_with_domain_confusion_on_its_batch_reads_no_demonstrations_and_resu
     assert [e.value for e in events.Scalars("train/frames")] == [16.0] * 4
 
 
+def test_tcn_with_the_arrow_of_time_trains_logs_its_term_and_resumes_exactly(data, tmp_path):
+    extra = ["tcn.align_weight=0", "tcn.order_weight=1", "tcn.order_gap=1", "tcn.order_hidden=8"]
+    cfg = load_config(None, [*SMALL, *extra, "train.steps=4"])
+    train(cfg, data, tmp_path / "straight", "train-tcn")
+    train(load_config(None, [*SMALL, *extra, "train.steps=2"]), data, tmp_path / "resumed", "train-tcn")
+    train(cfg, data, tmp_path / "resumed", "train-tcn", resume=True)
+    a, b = (load_checkpoint(tmp_path / f"{r}/checkpoints/last.pt") for r in ("straight", "resumed"))
+    assert any(k.startswith("order.") for k in a["method"])  # the head is saved with the method
+    for part in ("model", "method"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), k
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "straight/tb")).Reload()
+    assert {"train/order_loss", "train/order_accuracy"} <= set(events.Tags()["scalars"])
+
+
 def test_tcn_with_alignment_trains_logs_its_term_and_resumes_exactly(data, tmp_path):
     cfg = load_config(None, [*SMALL, "train.steps=4"])
     straight = train(cfg, data, tmp_path / "straight", "train-tcn")

@@ -10,7 +10,9 @@ twin recordings hold both, on human and robot demonstrations drawn beside each b
 ``tcn.align_weight`` > 0 they are aligned by temporal cycle consistency (``losses.CycleConsistencyLoss``),
 with ``tcn.domain_weight`` > 0 their embodiment is made unreadable from the embedding by domain
 confusion (``losses.DomainConfusionLoss``), or, with ``tcn.domain_frames=batch``, the embodiment of every
-frame of the TCN batch itself.
+frame of the TCN batch itself. With ``tcn.order_weight`` > 0 a head orders the batch's frames of each
+episode in time (the arrow of time, ``losses.ArrowOfTimeLoss``), so that the embedding carries what
+changes irreversibly: the liquid that has left the cup and where it lies.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from .. import distributed
 from ..config import Config
 from ..data.augment import build_augment
 from ..data.datasets import EmbodimentSequences, Joined, MultiViewTCNBatches, SingleViewTCNBatches
-from ..losses import CycleConsistencyLoss, DomainConfusionLoss, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
+from ..losses import ArrowOfTimeLoss, CycleConsistencyLoss, DomainConfusionLoss, InfoNCELoss, LiftedStructuredLoss, NPairsLoss, TripletLoss
 from ..models import EmbeddingNet
 from .method import Method
 
@@ -50,6 +52,7 @@ class TCNMethod(Method):
         self.align = CycleConsistencyLoss(c.align_temperature, c.align_variance_lambda) if c.align_weight > 0 else None
         self.domain = (DomainConfusionLoss(cfg.model.embedding_dim, c.domain_hidden, weight=c.domain_weight)
                        if c.domain_weight > 0 else None)
+        self.order = ArrowOfTimeLoss(cfg.model.embedding_dim, c.order_hidden, c.order_gap) if c.order_weight > 0 else None
         self.batch_domain = self.domain is not None and c.domain_frames == "batch"  # labels the TCN batch's frames
         # draws human and robot demonstrations beside the TCN batch
         self.embodied = self.align is not None or (self.domain is not None and not self.batch_domain)
@@ -91,6 +94,12 @@ class TCNMethod(Method):
             domain, accuracy = self.domain(read, labels.to(z.device))
             loss = loss + domain / per_rank
             logs.update(domain_loss=domain.detach(), domain_accuracy=accuracy)
+        if self.order is not None:
+            b = len(batch["anchor"])
+            ep, t = batch["episode"].to(z.device), batch["time"].to(z.device)
+            order, accuracy = self.order(z[:b], z[b:2 * b], ep, t, ep, t)
+            loss = loss + self.cfg.order_weight / per_rank * order
+            logs.update(order_loss=order.detach(), order_accuracy=accuracy)
         return loss, logs
 
     def contrast(self, z: torch.Tensor, batch: dict) -> torch.Tensor:
