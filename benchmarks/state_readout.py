@@ -26,14 +26,12 @@ STATES = {
 }
 
 
-def read(encoder, episodes, view: int) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings (N, D) of every frame of ``view`` and their states (N, len(STATES))."""
-    x, y = [], []
-    for ep in episodes:
-        s = ep.states()
-        x.append(encoder(ep.read_view(view)))
-        y.append(np.stack([f(s) for f in STATES.values()], 1))
-    return np.concatenate(x), np.concatenate(y)
+def footage(episodes, view: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Each episode's frames of ``view`` (T, H, W, 3), decoded once for every checkpoint, and the
+    states of all of them (N, len(STATES))."""
+    frames = [ep.read_view(view) for ep in episodes]
+    states = [ep.states() for ep in episodes]
+    return frames, np.concatenate([np.stack([f(s) for f in STATES.values()], 1) for s in states])
 
 
 def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):
@@ -45,6 +43,7 @@ def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):
 
 
 def r2(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The coefficient of determination of each column of y (N, K) -> (K,)."""
     return 1 - ((pred - y) ** 2).sum(0) / np.maximum(((y - y.mean(0)) ** 2).sum(0), 1e-12)
 
 
@@ -60,14 +59,16 @@ def main() -> None:
     train = Dataset.open(args.data).episodes[: args.episodes]
     heldout = Dataset.open(args.heldout).episodes
     other = (args.view + 1) % heldout[0].num_views
+    fit = footage(train, args.view)
+    sets = {"agent": footage(heldout, args.view), "another": footage(heldout, other)}
     print(f"| embedding | camera | " + " | ".join(STATES) + " |")
     print("| --- | --- |" + " ---: |" * len(STATES))
     for spec in args.checkpoint:
         encoder = checkpoint_encoder(spec, torch.device("cpu"))
-        predict = ridge(*read(encoder, train, args.view))
-        for label, view in (("agent", args.view), ("another", other)):
-            x, y = read(encoder, heldout, view)
-            print(f"| {encoder.name} | {label} | " + " | ".join(f"{v:.2f}" for v in r2(predict(x), y)) + " |")
+        embed = lambda frames: np.concatenate([encoder(f) for f in frames])
+        predict = ridge(embed(fit[0]), fit[1])
+        for label, (frames, y) in sets.items():
+            print(f"| {encoder.name} | {label} | " + " | ".join(f"{v:.2f}" for v in r2(predict(embed(frames)), y)) + " |")
 
 
 if __name__ == "__main__":

@@ -373,8 +373,9 @@ class ArrowOfTimeLoss(nn.Module):
     orders frames that look alike otherwise (the cup at rest before and after the pour), so the
     embedding has to carry it.
 
-    Shapes: z (N, D), z_other (M, D) (e.g. the same instants from other cameras), episode and time
-    (N,) and (M,) int64 each. Returns (loss, accuracy of the order predicted over the pairs).
+    Shapes: z (N, D) and z_other (N, D), the same instants (e.g. from two cameras), whose episode and
+    time are (N,) int64 each; pairs are (z_i, z_other_j). Returns (loss, accuracy of the order predicted
+    over the pairs).
     """
 
     def __init__(self, dim: int, hidden: int, gap: int = 1) -> None:
@@ -382,10 +383,10 @@ class ArrowOfTimeLoss(nn.Module):
         self.gap = gap
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, 1))
 
-    def forward(self, z, z_other, episode, time, episode_other, time_other) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, z, z_other, episode, time) -> tuple[torch.Tensor, torch.Tensor]:
         g, g_other = self.head(_full(z))[:, 0], self.head(_full(z_other))[:, 0]
-        dt = time_other[None, :] - time[:, None]
-        pairs = (episode[:, None] == episode_other[None, :]) & (dt.abs() >= self.gap)
+        dt = time[None, :] - time[:, None]
+        pairs = (episode[:, None] == episode[None, :]) & (dt.abs() >= self.gap)
         if not pairs.any():
             return z.sum() * 0.0, torch.ones((), device=z.device)
         logits = (g_other[None, :] - g[:, None])[pairs]

@@ -96,8 +96,7 @@ class TCNMethod(Method):
             logs.update(domain_loss=domain.detach(), domain_accuracy=accuracy)
         if self.order is not None:
             b = len(batch["anchor"])
-            ep, t = batch["episode"].to(z.device), batch["time"].to(z.device)
-            order, accuracy = self.order(z[:b], z[b:2 * b], ep, t, ep, t)
+            order, accuracy = self.order(z[:b], z[b:2 * b], batch["episode"].to(z.device), batch["time"].to(z.device))
             loss = loss + self.cfg.order_weight / per_rank * order
             logs.update(order_loss=order.detach(), order_accuracy=accuracy)
         return loss, logs
