@@ -10,6 +10,9 @@ Two modes, each resumable (a finished run is read back, an interrupted one resum
     # TCN, overrides per recipe; --pace trains against the pipeline's demo played at that pace (frames resampled)
     python benchmarks/seeds.py rl --out runs/seeds_rl --runs runs/seeds_qs/quickstart/s1{0..4} --seeds run \
         --recipe progress="" --pace 0.7 --pace 1.4
+    # TCN seeds x RL seeds: each pipeline's own PPO run and two more RL seeds per TCN
+    python benchmarks/seeds.py pipeline --out runs/seeds_u --seeds 20-22 --recipe unpaired="--config unpaired"
+    python benchmarks/seeds.py rl --out runs/seeds_u --runs runs/seeds_u/unpaired/s2{0..2} --seeds run,101,102 --recipe unpaired=""
 
 Prints one table row per recipe (and pace) and writes ``summary.json`` in ``--out``.
 """
@@ -31,12 +34,18 @@ from tcn_robot.stats import summary
 TCN_ROBOT = str(Path(sys.executable).with_name("tcn-robot"))
 
 
-def seeds(text: str) -> list[int]:
-    """``10-14`` or ``0,3,7``."""
-    if "-" in text:
-        a, b = text.split("-")
-        return list(range(int(a), int(b) + 1))
-    return [int(s) for s in text.split(",")]
+def seeds(text: str, own: int | None = None) -> list[int]:
+    """``10-14``, ``0,3,7`` or both (``run,101,102``: ``run`` is ``own``, a pipeline's own RL seed)."""
+    out = []
+    for part in text.split(","):
+        if part == "run" and own is not None:
+            out.append(own)
+        elif "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
 
 
 def run(argv: list[str], log: Path) -> float:
@@ -100,9 +109,11 @@ def rl_mode(args) -> dict:
                 demo = folder / "data_heldout" / metrics["demo"]
                 if pace != 1.0:
                     demo = resample_demo(demo, args.out / "demos" / f"{folder.name}_{metrics['demo']}_x{pace}", pace)
-                rl_seeds = ([int(json.loads((folder / "metrics.json").read_text())["train_rl"]["seed"])]
-                            if args.seeds == "run" else seeds(args.seeds))
-                for s in rl_seeds:
+                own = int(json.loads((folder / "metrics.json").read_text())["train_rl"]["seed"])
+                for s in seeds(args.seeds, own):
+                    if s == own and pace == 1.0 and not overrides.strip():  # the pipeline's own PPO run
+                        scores.append(final_fraction(folder / "metrics.json"))
+                        continue
                     rl = args.out / f"{name}_x{pace}" / f"{folder.name}_r{s}"
                     if not (rl / "metrics.json").is_file():
                         run(["train-rl", "--config", str(folder / "config.yaml"), "--out", str(rl),
@@ -124,12 +135,13 @@ def main() -> None:
     p.add_argument("mode", choices=["pipeline", "rl"])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--seeds", required=True,
-                   help="pipeline seeds, or RL seeds per TCN: 10-14 or 0,1,2 (rl: `run`, each pipeline's own RL seed)")
+                   help="pipeline seeds, or RL seeds per TCN: 10-14 or 0,1,2 (rl: `run` is each pipeline's own RL seed, "
+                        "whose PPO run is the pipeline's when neither pace nor overrides differ: run,101,102)")
     p.add_argument("--recipe", type=recipe, action="append", required=True, help='NAME="overrides and flags"')
     p.add_argument("--runs", type=Path, nargs="*", default=[], help="rl: pipeline folders whose TCN, data and demo to use")
     p.add_argument("--pace", type=float, action="append", help="rl: play the demo at this pace (repeatable)")
     args = p.parse_args()
-    if args.seeds == "run" and args.mode == "pipeline":
+    if "run" in args.seeds.split(",") and args.mode == "pipeline":
         p.error("--seeds run (each pipeline's own RL seed) is for rl mode; pipeline mode needs seeds such as 10-14")
     args.out.mkdir(parents=True, exist_ok=True)
     results = pipeline_mode(args) if args.mode == "pipeline" else rl_mode(args)

@@ -156,11 +156,13 @@ def test_packaged_default_is_the_quickstart():
     assert cfg.env.num_particles == 40 and len(cfg.env.cameras) == 3
 
 
-def test_the_unpaired_recipe_records_no_twins_and_confuses_the_embodiment_on_every_batch():
-    cfg = load_config("unpaired")
+def test_the_unpaired_recipe_is_the_quickstarts_in_the_default_worlds_physics():
+    cfg, quick, world = load_config("unpaired"), load_config(), load_config("table1")
     mix = parse_mix(cfg.record.demonstrators)
     assert "paired" not in mix and mix["human"] > 0 and mix["robot"] > 0
-    assert cfg.tcn.domain_weight > 0 and cfg.tcn.domain_frames == "batch" and cfg.reward.window == 4
+    assert (cfg.env.physics_hz, cfg.env.substeps) == (world.env.physics_hz, world.env.substeps) != (quick.env.physics_hz, quick.env.substeps)
+    assert cfg.tcn == quick.tcn and cfg.rl == quick.rl and cfg.reward == quick.reward
+    assert cfg.record.heldout_episodes == world.record.heldout_episodes
 
 
 def test_the_wheel_holds_every_module_and_packaged_config_at_its_installed_path(tmp_path):
