@@ -10,6 +10,9 @@ Two modes, each resumable (a finished run is read back, an interrupted one resum
     # TCN, overrides per recipe; --pace trains against the pipeline's demo played at that pace (frames resampled)
     python benchmarks/seeds.py rl --out runs/seeds_rl --runs runs/seeds_qs/quickstart/s1{0..4} --seeds run \
         --recipe progress="" --pace 0.7 --pace 1.4
+    # the demo from cameras never trained on (a set recorded by --config novel_rig --heldout), its view 0
+    python benchmarks/seeds.py rl --out runs/seeds_cam --runs runs/seeds_qs/quickstart/s1{0..2} --seeds run \
+        --recipe novel="" --demo-data runs/heldout_novel --demo-view 0
     # TCN seeds x RL seeds: each pipeline's own PPO run and two more RL seeds per TCN
     python benchmarks/seeds.py pipeline --out runs/seeds_u --seeds 20-22 --recipe unpaired="--config unpaired"
     python benchmarks/seeds.py rl --out runs/seeds_u --runs runs/seeds_u/unpaired/s2{0..2} --seeds run,101,102 --recipe unpaired=""
@@ -28,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tcn_robot.data.episodes import EpisodeWriter, load_episode
+from tcn_robot.data.episodes import Dataset, EpisodeWriter, choose_demo, load_episode
 from tcn_robot.stats import summary
 
 TCN_ROBOT = str(Path(sys.executable).with_name("tcn-robot"))
@@ -106,12 +109,13 @@ def rl_mode(args) -> dict:
             scores = []
             for folder in args.runs:
                 metrics = json.loads((folder / "evaluate" / "metrics.json").read_text())
-                demo = folder / "data_heldout" / metrics["demo"]
+                demo = (choose_demo(Dataset.open(args.demo_data).episodes, args.demo_data).path if args.demo_data
+                        else folder / "data_heldout" / metrics["demo"])
                 if pace != 1.0:
                     demo = resample_demo(demo, args.out / "demos" / f"{folder.name}_{metrics['demo']}_x{pace}", pace)
                 own = int(json.loads((folder / "metrics.json").read_text())["train_rl"]["seed"])
                 for s in seeds(args.seeds, own):
-                    if s == own and pace == 1.0 and not overrides.strip():  # the pipeline's own PPO run
+                    if s == own and pace == 1.0 and not overrides.strip() and not args.demo_data:  # the pipeline's own PPO run
                         scores.append(final_fraction(folder / "metrics.json"))
                         continue
                     rl = args.out / f"{name}_x{pace}" / f"{folder.name}_r{s}"
@@ -119,7 +123,8 @@ def rl_mode(args) -> dict:
                         run(["train-rl", "--config", str(folder / "config.yaml"), "--out", str(rl),
                              *(["--resume"] if (rl / "checkpoints" / "last.zip").is_file() else []),
                              "--encoder", str(folder / "tcn" / "checkpoints" / "best.pt"), "--demo", str(demo),
-                             "--seed", str(s), *shlex.split(overrides)], args.out / f"{rl.parent.name}_{rl.name}.log")
+                             "--seed", str(s), *(["--demo-view", str(args.demo_view)] if args.demo_view is not None else []),
+                             *shlex.split(overrides)], args.out / f"{rl.parent.name}_{rl.name}.log")
                     scores.append(final_fraction(rl / "metrics.json"))
             out[label] = {**summary(scores), "tcns": [str(r) for r in args.runs], "seeds": args.seeds}
     return out
@@ -140,6 +145,9 @@ def main() -> None:
     p.add_argument("--recipe", type=recipe, action="append", required=True, help='NAME="overrides and flags"')
     p.add_argument("--runs", type=Path, nargs="*", default=[], help="rl: pipeline folders whose TCN, data and demo to use")
     p.add_argument("--pace", type=float, action="append", help="rl: play the demo at this pace (repeatable)")
+    p.add_argument("--demo-data", type=Path, help="rl: the demo is this dataset's first successful human-proxy pour "
+                                                  "(e.g. one recorded by cameras never trained on), not each pipeline's")
+    p.add_argument("--demo-view", type=int, help="rl: the demo's camera (rl.demo_view)")
     args = p.parse_args()
     if "run" in args.seeds.split(",") and args.mode == "pipeline":
         p.error("--seeds run (each pipeline's own RL seed) is for rl mode; pipeline mode needs seeds such as 10-14")
