@@ -17,7 +17,8 @@ Two modes, each resumable (a finished run is read back, an interrupted one resum
     python benchmarks/seeds.py pipeline --out runs/seeds_u --seeds 20-22 --recipe unpaired="--config unpaired"
     python benchmarks/seeds.py rl --out runs/seeds_u --runs runs/seeds_u/unpaired/s2{0..2} --seeds run,101,102 --recipe unpaired=""
 
-Prints one table row per recipe (and pace) and writes ``summary.json`` in ``--out``.
+Prints one table row per recipe (and pace), in pipeline mode a second one per recipe and seed (its stages' minutes,
+its TCN's held-out figures and its reward's quality without RL), and writes ``summary.json`` in ``--out``.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tcn_robot.config import load_config
 from tcn_robot.data.episodes import Dataset, EpisodeWriter, choose_demo, load_episode
 from tcn_robot.stats import summary
 
@@ -85,20 +87,50 @@ def final_fraction(metrics: Path) -> float:
     return float((m["train_rl"] if "train_rl" in m else m)["final_eval"]["fraction_in_bowl_mean"])
 
 
+def pipeline_row(folder: Path) -> dict:
+    """One pipeline's score beside what made it: its stages' minutes, its TCN's figures on the held-out
+    episodes and the quality without RL of the reward its policy was trained on (evaluate/metrics.json)."""
+    m = json.loads((folder / "metrics.json").read_text())
+    tcn = json.loads((folder / "evaluate" / "metrics.json").read_text())["encoders"]["TCN"]
+    kind = load_config(folder / "config.yaml").rl.reward
+    reward = tcn.get("reward_kinds", {}).get(kind, {})
+    final = m["train_rl"]["final_eval"]
+    stages = {k: v["wall_seconds"] / 60 for k, v in m["stages"].items()}
+    return {"minutes": m["wall_seconds"] / 60, "record_min": stages["record the dataset"], "tcn_min": stages["train the TCN"],
+            "ppo_min": stages["train a policy on the learned reward"], "alignment_error": tcn["alignment_error"],
+            "kendall_tau_cross_view": tcn["kendall_tau_cross_view"],
+            "classification_error_same_view": tcn["classification_error_same_view"], "reward": kind,
+            "reward_spearman": reward.get("spearman_return_vs_poured"), "pours_above_others": reward.get("pours_above_others"),
+            "reward_margin": reward.get("margin"), "in_bowl": final["fraction_in_bowl_mean"], "success": final.get("success_rate")}
+
+
 def pipeline_mode(args) -> dict:
     out = {}
     for name, overrides in args.recipe:
-        scores, minutes = [], []
+        rows = {}
         for s in seeds(args.seeds):
             folder = args.out / name / f"s{s}"
             if not (folder / "metrics.json").is_file():
-                minutes.append(run(["pipeline", "--out", str(folder), "--seed", str(s), *shlex.split(overrides)],
-                                   args.out / f"{name}_s{s}.log") / 60)
-            else:
-                minutes.append(json.loads((folder / "metrics.json").read_text())["wall_seconds"] / 60)
-            scores.append(final_fraction(folder / "metrics.json"))
-        out[name] = {**summary(scores), "seeds": seeds(args.seeds), "minutes": minutes}
+                run(["pipeline", "--out", str(folder), "--seed", str(s), *shlex.split(overrides)], args.out / f"{name}_s{s}.log")
+            rows[s] = pipeline_row(folder)
+        out[name] = {**summary([r["in_bowl"] for r in rows.values()]), "seeds": seeds(args.seeds),
+                     "minutes": [r["minutes"] for r in rows.values()], "per_seed": rows}
     return out
+
+
+def print_per_seed(results: dict) -> None:
+    """A pipeline mode's second table: one row per recipe and seed."""
+    print("\n| recipe | seed | minutes (record / TCN / PPO) | held-out alignment error % | Kendall tau, cross view "
+          "| classification error %, same view | reward: Spearman of return vs poured; every probe pour above every non-pour (margin) "
+          "| in the bowl (success) |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | --- | --- |")
+    for name, r in results.items():
+        for s, x in r["per_seed"].items():
+            quality = (f"{x['reward']}: {x['reward_spearman']:.2f}; {'yes' if x['pours_above_others'] else 'no'} ({x['reward_margin']:.2f})"
+                       if x["reward_margin"] is not None else f"{x['reward']}: -")
+            print(f"| {name} | {s} | {x['minutes']:.1f} ({x['record_min']:.1f} / {x['tcn_min']:.1f} / {x['ppo_min']:.1f}) "
+                  f"| {100 * x['alignment_error']:.1f} | {x['kendall_tau_cross_view']:.2f} | {100 * x['classification_error_same_view']:.1f} "
+                  f"| {quality} | {x['in_bowl']:.2f} ({x['success']:.1f}) |")
 
 
 def rl_mode(args) -> dict:
@@ -160,6 +192,8 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | {r['runs']} | {r['iqm']:.2f} | [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['mean']:.2f} | {r['worst']:.2f} "
               f"| {' / '.join(f'{s:.2f}' for s in r['scores'])} |")
+    if args.mode == "pipeline":
+        print_per_seed(results)
 
 
 if __name__ == "__main__":
