@@ -113,8 +113,7 @@ def pipeline_mode(args) -> dict:
             if not (folder / "metrics.json").is_file():
                 run(["pipeline", "--out", str(folder), "--seed", str(s), *shlex.split(overrides)], args.out / f"{name}_s{s}.log")
             rows[s] = pipeline_row(folder)
-        out[name] = {**summary([r["in_bowl"] for r in rows.values()]), "seeds": seeds(args.seeds),
-                     "minutes": [r["minutes"] for r in rows.values()], "per_seed": rows}
+        out[name] = {**summary([r["in_bowl"] for r in rows.values()]), "seeds": seeds(args.seeds), "per_seed": rows}
     return out
 
 
