@@ -48,9 +48,17 @@ def _add_training(p: argparse.ArgumentParser) -> None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, default=None,
-                   help="YAML config, or the name of a packaged one: quickstart (the default), table1, unpaired, smoke")
+                   help="YAML config, or the name of a packaged one: quickstart (the default), "
+                        + ", ".join(n for n in _packaged_configs() if n != "quickstart"))
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. env.num_particles=30")
     p.set_defaults(accepts_overrides=True)
+
+
+def _packaged_configs() -> list[str]:
+    """Names of the YAML configs shipped in ``tcn_robot.configs`` (read without importing the config schema)."""
+    from importlib import resources
+
+    return sorted(f.name[:-5] for f in resources.files("tcn_robot.configs").iterdir() if f.name.endswith(".yaml"))
 
 
 def _config(args: argparse.Namespace, flags: dict[str, str] | None = None, resumes: Path | None = None):

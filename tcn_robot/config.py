@@ -55,6 +55,9 @@ class AugmentConfig:
     # and a rotation of up to this many degrees, each applied to half the images; 0 leaves them out
     perspective: float = 0.0
     rotate_deg: float = 0.0
+    # the chance that an image is mirrored left to right: with it the embedding cannot tell a scene from its mirror,
+    # as where the receptacles stand does not decide a behaviour (configs/family.yaml); 0 leaves it out
+    hflip: float = 0.0
 
 
 @dataclass
@@ -216,7 +219,7 @@ def packaged_config_path(name: str = DEFAULT_CONFIG) -> Path:
 
 def _config_file(path: str | Path | None) -> Path:
     """``path``; the packaged default when None; a packaged config when ``path`` is one's name
-    (``quickstart``, ``table1``, ``unpaired``, ``smoke``) and no such file exists."""
+    (``quickstart``, ``table1``, ``unpaired``, ``family``, ...) and no such file exists."""
     if path is None:
         return packaged_config_path()
     packaged = packaged_config_path(f"{path}.yaml")
@@ -280,7 +283,7 @@ RANGES = {
               "context": (1, 256), "context_stride": (1, 256)},
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
                 "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0), "perspective": (0.0, 1.0),
-                "rotate_deg": (0.0, 180.0)},
+                "rotate_deg": (0.0, 180.0), "hflip": (0.0, 1.0)},
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
               "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},

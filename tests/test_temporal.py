@@ -151,3 +151,18 @@ def test_viewpoint_augmentations_move_the_geometry_and_are_left_out_at_zero():
     warped = build_augment(AugmentConfig(**{**plain.__dict__, "perspective": 0.6, "rotate_deg": 30.0}), 32)(x)
     moved = (warped - x).abs().flatten(1).amax(1) > 0.5
     assert 0.4 < moved.float().mean() < 1.0  # each applied to about half the images: most moved, some not
+
+
+def test_mirror_augmentation_flips_left_to_right_at_its_rate():
+    from tcn_robot.config import AugmentConfig
+    from tcn_robot.data.augment import build_augment
+
+    plain = AugmentConfig(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), jitter_prob=0.0)
+    torch.manual_seed(0)
+    x = torch.rand(400, 3, 16, 16)
+    assert torch.allclose(build_augment(AugmentConfig(**{**plain.__dict__, "hflip": 1.0}), 16)(x), x.flip(-1), atol=1e-4)
+    half = build_augment(AugmentConfig(**{**plain.__dict__, "hflip": 0.5}), 16)(x)
+    mirrored = (half - x.flip(-1)).abs().flatten(1).amax(1) < 1e-4
+    kept = (half - x).abs().flatten(1).amax(1) < 1e-4
+    assert bool((mirrored ^ kept).all())  # every image either mirrored exactly or left as it was
+    assert 0.4 < mirrored.float().mean() < 0.6

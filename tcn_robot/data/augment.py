@@ -1,6 +1,6 @@
-"""Batched augmentation on the training device (kornia): random resized crop, optional perspective
-warp and rotation (viewpoints the rig never had), and colour jitter, per image or the same for
-every frame of a clip.
+"""Batched augmentation on the training device (kornia): random resized crop, optional mirror image,
+perspective warp and rotation (viewpoints the rig never had), and colour jitter, per image or the
+same for every frame of a clip.
 
 Applied to [0, 1] images (B, 3, S, S) between ``EmbeddingNet.to_unit`` and ``normalize``; every
 image of a batch gets its own random parameters, drawn from torch's global generator (so a
@@ -15,7 +15,8 @@ from ..config import AugmentConfig
 
 
 def _augmentations(cfg: AugmentConfig, size: int) -> list[nn.Module]:
-    views = ([K.RandomPerspective(cfg.perspective, p=0.5)] if cfg.perspective > 0 else []) + (
+    views = ([K.RandomHorizontalFlip(p=cfg.hflip)] if cfg.hflip > 0 else []) + (
+        [K.RandomPerspective(cfg.perspective, p=0.5)] if cfg.perspective > 0 else []) + (
         [K.RandomRotation(cfg.rotate_deg, p=0.5)] if cfg.rotate_deg > 0 else [])
     return [K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)), *views,
             K.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, p=cfg.jitter_prob)]
