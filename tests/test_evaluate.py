@@ -233,6 +233,11 @@ def test_behaviour_retrieval_counts_nearest_neighbours_by_behaviour():
     seqs.append(base["jar"][::2])  # labelled bowl but shaped like the jar pours: retrieved as jar
     r = behaviour_retrieval(seqs, ["bowl", "bowl", "jar", "jar", "jar", "bowl"], ["bowl", "jar"])
     assert r["confusion"] == [[2, 1], [0, 3]] and r["accuracy"] == pytest.approx(5 / 6) and r["episodes"] == 6
+    assert "same_place" not in r
+    places = [1, -1, 1, 1, -1, -1]
+    nearest = [min((j for j in range(6) if j != i), key=lambda j: _naive_dtw(seqs[i], seqs[j])) for i in range(6)]
+    same = np.mean([places[i] == places[j] for i, j in enumerate(nearest)])
+    assert behaviour_retrieval(seqs, ["bowl", "bowl", "jar", "jar", "jar", "bowl"], ["bowl", "jar"], places)["same_place"] == pytest.approx(same)
 
 
 def test_novel_data_figures_equal_those_of_evaluating_that_set_alone(tmp_path):

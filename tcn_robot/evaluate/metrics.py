@@ -162,17 +162,23 @@ def dtw_distance(u, v) -> float:
     return float(acc[t, s] / (t + s))
 
 
-def behaviour_retrieval(sequences: list, behaviours: list[str], classes: list[str]) -> dict:
+def behaviour_retrieval(sequences: list, behaviours: list[str], classes: list[str], places: list | None = None) -> dict:
     """Leave-one-out nearest neighbour by ``dtw_distance`` over episode embeddings ``sequences``
     (each (T, D)): for each episode, the behaviour of its nearest other episode. Returns the
     confusion matrix (rows: the episode's behaviour, columns: its neighbour's, in ``classes``
-    order), the accuracy and the number of episodes."""
+    order), the accuracy and the number of episodes; given each episode's place of pouring
+    ``places`` (e.g. the side of the scene), also ``same_place``: the share of episodes whose
+    neighbour poured at the same place, the confound where places are drawn apart from behaviours."""
     n = len(sequences)
     d = np.full((n, n), np.inf)
     for i, j in combinations(range(n), 2):
         d[i, j] = d[j, i] = dtw_distance(sequences[i], sequences[j])
+    nearest = d.argmin(1)
     confusion = np.zeros((len(classes), len(classes)), int)
     for i in range(n):
-        confusion[classes.index(behaviours[i]), classes.index(behaviours[int(d[i].argmin())])] += 1
-    return {"classes": list(classes), "confusion": confusion.tolist(), "accuracy": float(np.trace(confusion) / max(n, 1)),
-            "episodes": n}
+        confusion[classes.index(behaviours[i]), classes.index(behaviours[int(nearest[i])])] += 1
+    out = {"classes": list(classes), "confusion": confusion.tolist(), "accuracy": float(np.trace(confusion) / max(n, 1)),
+           "episodes": n}
+    if places is not None:
+        out["same_place"] = float(np.mean([places[i] == places[int(nearest[i])] for i in range(n)]))
+    return out

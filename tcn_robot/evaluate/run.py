@@ -139,7 +139,8 @@ class Evaluation:
     def _behaviour_retrieval(self, embs: list[np.ndarray]) -> dict:
         """In data of several pouring tasks (envs/behaviours.py): for each held-out demonstration that
         performed a behaviour, the behaviour of its nearest other such episode by the DTW distance of
-        their agent-view embeddings; {} when the data hold fewer than two behaviours."""
+        their agent-view embeddings, and how often that neighbour poured on the same side of the scene
+        (the cup's y at its greatest tilt); {} when the data hold fewer than two behaviours."""
         idx = [i for i, m in enumerate(self.metas)
                if m.get("demonstrator") != "random" and m.get("behaviour_performed", "none") != "none"]
         performed = [self.metas[i]["behaviour_performed"] for i in idx]
@@ -147,7 +148,10 @@ class Evaluation:
         if len(classes) < 2:
             return {}
         agent = self.cfg.agent_view
-        return behaviour_retrieval([embs[i][agent] for i in idx], performed, classes)
+        sides = [int(np.sign(self.states[i]["cup_position"][int(np.argmax(self.states[i]["tilt"])), 1]))
+                 if {"cup_position", "tilt"} <= set(self.states[i] or {}) else None for i in idx]
+        return behaviour_retrieval([embs[i][agent] for i in idx], performed, classes,
+                                   None if None in sides else sides)
 
     # --------------------------------------------------------------- attributes
     def _classification(self, embs: list[np.ndarray]) -> dict:
@@ -395,12 +399,15 @@ def report(results: dict, ev: Evaluation, data) -> str:
         if r:
             cells = "; ".join(f"{c}: " + ", ".join(f"{c2} {n}" for c2, n in zip(r["classes"], row) if n)
                               for c, row in zip(r["classes"], r["confusion"]))
-            retrieval.append(f"| {name} | {_f(r['accuracy'])} | {r['episodes']} | {cells} |")
+            retrieval.append(f"| {name} | {_f(r['accuracy'])} | {_f(r.get('same_place'))} | {r['episodes']} | {cells} |")
     if retrieval:
         retrieval = ["## Behaviour retrieval", "",
                      "Each held-out demonstration that performed a behaviour, and the behaviour of its nearest other one by "
-                     "the dynamic-time-warping distance of their agent-view embeddings (no behaviour labels in training).", "",
-                     "| encoder | correct % | episodes | behaviour: nearest episodes' behaviours |", "| --- | ---: | ---: | --- |",
+                     "the dynamic-time-warping distance of their agent-view embeddings (no behaviour labels in training). "
+                     "Same side: how often that neighbour poured on the same side of the scene; the receptacles' sides are "
+                     "drawn apart from the behaviour, so the side of a pour does not tell its behaviour.", "",
+                     "| encoder | correct % | same side % | episodes | behaviour: nearest episodes' behaviours |",
+                     "| --- | ---: | ---: | ---: | --- |",
                      *retrieval, ""]
     novel = []
     for name, m in results.items():
