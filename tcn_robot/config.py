@@ -55,8 +55,8 @@ class AugmentConfig:
     # and a rotation of up to this many degrees, each applied to half the images; 0 leaves them out
     perspective: float = 0.0
     rotate_deg: float = 0.0
-    # the chance that an image is mirrored left to right: with it the embedding cannot tell a scene from its mirror,
-    # as where the receptacles stand does not decide a behaviour (configs/family.yaml); 0 leaves it out
+    # the chance that an image is mirrored left to right, so that the embedding cannot tell a scene from its mirror
+    # image (in the family scene it lost behaviour retrieval: docs/results.md, "The demo decides"); 0 leaves it out
     hflip: float = 0.0
 
 
