@@ -6,6 +6,7 @@ of any config key, anywhere among the flags (later ones win). Errors a user can 
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 import threading
@@ -54,11 +55,13 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.set_defaults(accepts_overrides=True)
 
 
-def _packaged_configs() -> list[str]:
-    """Names of the YAML configs shipped in ``tcn_robot.configs`` (read without importing the config schema)."""
+@functools.cache
+def _packaged_configs() -> tuple[str, ...]:
+    """Names of the YAML configs shipped in ``tcn_robot.configs``, listed once for every subcommand's help
+    (read without importing the config schema)."""
     from importlib import resources
 
-    return sorted(f.name[:-5] for f in resources.files("tcn_robot.configs").iterdir() if f.name.endswith(".yaml"))
+    return tuple(sorted(f.name[:-5] for f in resources.files("tcn_robot.configs").iterdir() if f.name.endswith(".yaml")))
 
 
 def _config(args: argparse.Namespace, flags: dict[str, str] | None = None, resumes: Path | None = None):
