@@ -31,6 +31,8 @@ class ModelConfig:
     image_size: int = 64  # frames are resized to this before the encoder
     width: int = 32  # channels of the small CNN's first layer
     head_channels: int = 64  # channels of the head's two convolutions (keypoints = this many)
+    presence: bool = False  # also give the head's FC each channel's spatial maximum: what is in the picture, beside
+                            # where (the soft-argmax keeps only where); off is the TCN paper's head
     hidden: int = 256  # width of the fully connected layer
     embedding_dim: int = 32
     normalize: bool = True  # L2-normalize the embedding

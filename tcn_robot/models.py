@@ -113,16 +113,27 @@ class SpatialSoftArgmax(nn.Module):
 
 
 class TCNHead(nn.Module):
-    """Two 3x3 conv-BN-ReLU, spatial soft-argmax, FC-ReLU, FC to the embedding."""
+    """Two 3x3 conv-BN-ReLU, spatial soft-argmax, FC-ReLU, FC to the embedding.
 
-    def __init__(self, cin: int, channels: int, hidden: int, dim: int) -> None:
+    With ``presence`` the FC also reads each channel's spatial maximum (B, C) after its 2C keypoint
+    coordinates: the soft-argmax normalizes a channel over the image, so it says where a feature is
+    but not whether (or how strongly) it is there.
+    """
+
+    def __init__(self, cin: int, channels: int, hidden: int, dim: int, presence: bool = False) -> None:
         super().__init__()
         self.convs = nn.Sequential(conv_bn(cin, channels), conv_bn(channels, channels))
         self.keypoints = SpatialSoftArgmax()
-        self.fc = nn.Sequential(nn.Linear(2 * channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+        self.presence = presence
+        fc_in = (3 if presence else 2) * channels
+        self.fc = nn.Sequential(nn.Linear(fc_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.keypoints(self.convs(features)))
+        maps = self.convs(features)
+        x = self.keypoints(maps)
+        if self.presence:
+            x = torch.cat([x, maps.float().amax((2, 3))], 1)
+        return self.fc(x)
 
 
 class EmbeddingNet(nn.Module):
@@ -146,7 +157,7 @@ class EmbeddingNet(nn.Module):
                 self.encoder.load_pretrained(cfg.pretrained)
         else:
             raise UserError(f"model.encoder must be 'small' or 'resnet18', got {cfg.encoder!r}")
-        self.head = TCNHead(self.encoder.out_channels, cfg.head_channels, cfg.hidden, cfg.embedding_dim)
+        self.head = TCNHead(self.encoder.out_channels, cfg.head_channels, cfg.hidden, cfg.embedding_dim, cfg.presence)
         if cfg.context > 1:
             self.temporal = nn.Conv1d(cfg.embedding_dim, cfg.embedding_dim, kernel_size=cfg.context)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
