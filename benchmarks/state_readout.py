@@ -1,7 +1,10 @@
 """What an embedding carries of the world's state: a ridge regression from each TCN's agent-view embeddings
 of training episodes to the ground truth of every frame (states.npz), scored by R^2 on the held-out episodes
 (agent view and another camera). The liquid (the fraction in the bowl, in the cup, spilled) against the cup's
-tilt and height: a multi-view embedding can tell instants apart by the cup alone.
+tilt and height: a multi-view embedding can tell instants apart by the cup alone. In the two-receptacle scene
+(``--config family``) also the fraction in the jar and the cup's y (the side it pours on): whether an embedding
+knows into *which* receptacle the liquid went, or only where the cup went. Columns that do not vary in the
+held-out states are left out.
 
     python benchmarks/state_readout.py --data runs/q/data --heldout runs/q/data_heldout \\
         --checkpoint before=runs/a/checkpoints/best.pt --checkpoint after=runs/b/checkpoints/best.pt
@@ -19,10 +22,12 @@ from tcn_robot.encoders import checkpoint_encoder
 
 STATES = {
     "in the bowl": lambda s: s["fraction_in_bowl"],
+    "in the jar": lambda s: s["fraction_in_jar"] if "fraction_in_jar" in s else np.zeros(len(s["tilt"])),  # recordings before the jar
     "in the cup": lambda s: s["fraction_in_cup"],
     "spilled": lambda s: s["fraction_spilled"],
     "cup tilt": lambda s: s["tilt"],
     "cup height": lambda s: s["cup_position"][:, 2],
+    "cup y": lambda s: s["cup_position"][:, 1],
 }
 
 
@@ -61,14 +66,16 @@ def main() -> None:
     other = (args.view + 1) % heldout[0].num_views
     fit = footage(train, args.view)
     sets = {"agent": footage(heldout, args.view), "another": footage(heldout, other)}
-    print(f"| embedding | camera | " + " | ".join(STATES) + " |")
-    print("| --- | --- |" + " ---: |" * len(STATES))
+    varies = sets["agent"][1].std(0) > 1e-9
+    names = [name for name, v in zip(STATES, varies) if v]
+    print(f"| embedding | camera | " + " | ".join(names) + " |")
+    print("| --- | --- |" + " ---: |" * len(names))
     for spec in args.checkpoint:
         encoder = checkpoint_encoder(spec, torch.device("cpu"))
         embed = lambda frames: np.concatenate([encoder(f) for f in frames])
-        predict = ridge(embed(fit[0]), fit[1])
+        predict = ridge(embed(fit[0]), fit[1][:, varies])
         for label, (frames, y) in sets.items():
-            print(f"| {encoder.name} | {label} | " + " | ".join(f"{v:.2f}" for v in r2(predict(embed(frames)), y)) + " |")
+            print(f"| {encoder.name} | {label} | " + " | ".join(f"{v:.2f}" for v in r2(predict(embed(frames)), y[:, varies])) + " |")
 
 
 if __name__ == "__main__":
