@@ -4,7 +4,9 @@ of training episodes to the ground truth of every frame (states.npz), scored by 
 tilt and height: a multi-view embedding can tell instants apart by the cup alone. In the two-receptacle scene
 (``--config family``) also the fraction in the jar and the cup's y (the side it pours on): whether an embedding
 knows into *which* receptacle the liquid went, or only where the cup went. Columns that do not vary in the
-held-out states are left out.
+held-out states are left out. There a second table classifies each episode that performed a behaviour (ridge on
++-1 targets, fit on the training episodes): the side of the pour from the frame of greatest tilt, the side the
+bowl stands on from the first frame, and the behaviour from those two frames and the last.
 
     python benchmarks/state_readout.py --data runs/q/data --heldout runs/q/data_heldout \\
         --checkpoint before=runs/a/checkpoints/best.pt --checkpoint after=runs/b/checkpoints/best.pt
@@ -47,6 +49,28 @@ def ridge(x: np.ndarray, y: np.ndarray, lam: float = 1e-2):
     return lambda q: np.c_[(q - mu) / sd, np.ones(len(q))] @ w
 
 
+def episode_labels(episodes) -> tuple[list[int], dict[str, np.ndarray]] | None:
+    """Of the episodes that performed a behaviour of a scene with several receptacles: their indices and per
+    episode the frame of greatest tilt (``t``), the side of the pour (sign of the cup's y there), the side the bowl
+    stands on (the pour's for ``bowl`` and ``half``, the other for ``jar``) and the behaviour. None unless they
+    performed at least two behaviours."""
+    keep = [i for i, ep in enumerate(episodes) if ep.meta.get("behaviour_performed", "none") != "none"]
+    if len({episodes[i].meta["behaviour_performed"] for i in keep}) < 2:
+        return None
+    states = [episodes[i].states() for i in keep]
+    t = np.array([int(np.argmax(s["tilt"])) for s in states])
+    pour = np.array([np.sign(s["cup_position"][k, 1]) for s, k in zip(states, t)])
+    behaviour = np.array([episodes[i].meta["behaviour_performed"] for i in keep])
+    return keep, {"t": t, "pour side": pour, "bowl side": np.where(behaviour == "jar", -pour, pour), "behaviour": behaviour}
+
+
+def classify(x: np.ndarray, labels: np.ndarray, q: np.ndarray, lam: float = 1e-2) -> np.ndarray:
+    """Ridge regression to +-1 indicators of each class of ``labels`` fit on (x, labels); the predicted class of q."""
+    classes = np.unique(labels)
+    predict = ridge(x, np.stack([np.where(labels == c, 1.0, -1.0) for c in classes], 1), lam)
+    return classes[predict(q).argmax(1)]
+
+
 def r2(pred: np.ndarray, y: np.ndarray) -> np.ndarray:
     """The coefficient of determination of each column of y (N, K) -> (K,)."""
     return 1 - ((pred - y) ** 2).sum(0) / np.maximum(((y - y.mean(0)) ** 2).sum(0), 1e-12)
@@ -70,12 +94,31 @@ def main() -> None:
     names = [name for name, v in zip(STATES, varies) if v]
     print(f"| embedding | camera | " + " | ".join(names) + " |")
     print("| --- | --- |" + " ---: |" * len(names))
-    for spec in args.checkpoint:
-        encoder = checkpoint_encoder(spec, torch.device("cpu"))
-        embed = lambda frames: np.concatenate([encoder(f) for f in frames])
-        predict = ridge(embed(fit[0]), fit[1][:, varies])
+    encoders = [checkpoint_encoder(spec, torch.device("cpu")) for spec in args.checkpoint]
+    embedded = {}  # (encoder, set) -> each episode's embeddings (T, D)
+    for encoder in encoders:
+        embedded[encoder.name, "fit"] = [encoder(f) for f in fit[0]]
+        predict = ridge(np.concatenate(embedded[encoder.name, "fit"]), fit[1][:, varies])
         for label, (frames, y) in sets.items():
-            print(f"| {encoder.name} | {label} | " + " | ".join(f"{v:.2f}" for v in r2(predict(embed(frames)), y[:, varies])) + " |")
+            embedded[encoder.name, label] = [encoder(f) for f in frames]
+            pred = predict(np.concatenate(embedded[encoder.name, label]))
+            print(f"| {encoder.name} | {label} | " + " | ".join(f"{v:.2f}" for v in r2(pred, y[:, varies])) + " |")
+    labelled = episode_labels(train), episode_labels(heldout)
+    if None in labelled:
+        return
+    (fit_keep, fit_lab), (held_keep, held_lab) = labelled
+    print(f"\n| embedding | camera | pour side (greatest tilt) | bowl side (first frame) | behaviour (first, greatest tilt, last) |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for encoder in encoders:
+        def features(name: str, keep: list[int], lab: dict) -> dict[str, np.ndarray]:
+            z = [embedded[encoder.name, name][i] for i in keep]
+            first, tilt = np.stack([e[0] for e in z]), np.stack([e[k] for e, k in zip(z, lab["t"])])
+            return {"pour side": tilt, "bowl side": first, "behaviour": np.c_[first, tilt, np.stack([e[-1] for e in z])]}
+        x_fit = features("fit", fit_keep, fit_lab)
+        for label in sets:
+            x = features(label, held_keep, held_lab)
+            acc = [np.mean(classify(x_fit[k], fit_lab[k], x[k]) == held_lab[k]) for k in x]
+            print(f"| {encoder.name} | {label} | " + " | ".join(f"{100 * a:.0f}%" for a in acc) + f" |  ({len(held_keep)} episodes)")
 
 
 if __name__ == "__main__":
