@@ -21,6 +21,7 @@ import torch
 
 from tcn_robot.data.episodes import Dataset
 from tcn_robot.encoders import checkpoint_encoder
+from tcn_robot.envs.behaviours import pour_side
 
 STATES = {
     "in the bowl": lambda s: s["fraction_in_bowl"],
@@ -57,9 +58,7 @@ def episode_labels(episodes) -> tuple[list[int], dict[str, np.ndarray]] | None:
     keep = [i for i, ep in enumerate(episodes) if ep.meta.get("behaviour_performed", "none") != "none"]
     if len({episodes[i].meta["behaviour_performed"] for i in keep}) < 2:
         return None
-    states = [episodes[i].states() for i in keep]
-    t = np.array([int(np.argmax(s["tilt"])) for s in states])
-    pour = np.array([np.sign(s["cup_position"][k, 1]) for s, k in zip(states, t)])
+    t, pour = np.array([pour_side(episodes[i].states()) for i in keep]).T
     behaviour = np.array([episodes[i].meta["behaviour_performed"] for i in keep])
     return keep, {"t": t, "pour side": pour, "bowl side": np.where(behaviour == "jar", -pour, pour), "behaviour": behaviour}
 

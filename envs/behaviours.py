@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 RECEPTACLES = ("bowl", "jar")
 NONE = "none"
 
@@ -51,6 +53,13 @@ def check_behaviour(scene: str, name: str) -> None:
     """Raise ValueError naming ``name`` and the behaviours ``scene`` allows unless it is one of them."""
     if name not in behaviours_of(scene):
         raise ValueError(f"behaviour {name!r} is not one of the scene {scene!r}'s: {list(behaviours_of(scene))}")
+
+
+def pour_side(states) -> tuple[int, int]:
+    """The frame of an episode's greatest tilt and the side of the scene the cup poured on there (the sign
+    of its y: -1, 0 or 1), from its states (``cup_position`` (T, 3), ``tilt`` (T,))."""
+    t = int(np.argmax(states["tilt"]))
+    return t, int(np.sign(states["cup_position"][t, 1]))
 
 
 def performed(fractions: dict[str, float], scene: str) -> str:

@@ -39,7 +39,7 @@ def test_presence_feeds_each_channels_maximum_beside_its_position():
     maps = head.convs(features)
     expected = head.fc(torch.cat([naive_soft_argmax(maps, 1.0), maps.amax((2, 3))], 1))
     assert torch.allclose(head(features), expected, atol=1e-5)
-    # why: a peak at the same place, twice as high, moves no keypoint
+    # what the soft-argmax drops: a peak at the same place, twice as high, moves no keypoint
     layer, peak = SpatialSoftArgmax(), torch.zeros(1, 1, 9, 9)
     peak[0, 0, 2, 6] = 20.0
     assert torch.allclose(layer(peak), layer(2 * peak), atol=1e-6)

@@ -26,6 +26,7 @@ from ..data.episodes import Dataset, choose_demo, load_demo, read_manifest, safe
 from ..device import pick_device
 from ..encoders import Encoder, baseline_encoder, checkpoint_encoder
 from ..envs import ATTRIBUTES, PourConfig
+from ..envs.behaviours import pour_side
 from ..io import atomic_write_text, write_json
 from ..reward import LEARNED, episode_rewards, episode_tcn_rewards
 from . import plots
@@ -148,8 +149,8 @@ class Evaluation:
         if len(classes) < 2:
             return {}
         agent = self.cfg.agent_view
-        sides = [int(np.sign(self.states[i]["cup_position"][int(np.argmax(self.states[i]["tilt"])), 1]))
-                 if {"cup_position", "tilt"} <= set(self.states[i] or {}) else None for i in idx]
+        sides = [pour_side(self.states[i])[1] if {"cup_position", "tilt"} <= set(self.states[i] or {}) else None
+                 for i in idx]
         return behaviour_retrieval([embs[i][agent] for i in idx], performed, classes,
                                    None if None in sides else sides)
 
