@@ -11,6 +11,10 @@ episodes; envs/behaviours.py), each cell the mean share over seeds with its 95% 
 - ``blind``: the pipeline's reward against the demo of *another* behaviour (the next one in order), a control that
   shows what the demo contributes: its matrix must have no diagonal.
 
+``--arrangement demo`` films the robot in its demo's arrangement (``env.bowl_side``: the bowl on the side it stood in
+the demo, the rest of the scene drawn at every reset) and takes by default every behaviour's first successful demo
+of one arrangement (the first behaviour's demo's, else the other): every row is one arrangement, only the demo differs.
+
     python benchmarks/swap_test.py --out runs/swap --pipeline runs/fam --seeds 0-2 --arm learned --arm blind
 
 Resumable (a finished run is read back, an interrupted one resumed). Writes ``summary.json``, per arm a heat map
@@ -32,10 +36,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reward_choice import bowl_side  # noqa: E402
 from seeds import run, seeds  # noqa: E402
 
+from tcn_robot import UserError  # noqa: E402
 from tcn_robot.config import load_config  # noqa: E402
-from tcn_robot.data.episodes import Dataset, choose_demo  # noqa: E402
+from tcn_robot.data.episodes import Dataset, choose_demo, load_episode  # noqa: E402
+from tcn_robot.envs import PourEnv  # noqa: E402
 from tcn_robot.envs.behaviours import NONE, behaviours_of  # noqa: E402
 from tcn_robot.evaluate import plots  # noqa: E402
 from tcn_robot.stats import bootstrap_ci  # noqa: E402
@@ -89,6 +96,8 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override of every PPO run")
     p.add_argument("--demo", action="append", default=[], metavar="BEHAVIOUR=EPISODE",
                    help="the demo of a behaviour (default: the pipeline's first successful held-out human-proxy one)")
+    p.add_argument("--arrangement", choices=("drawn", "demo"), default="drawn",
+                   help="the robot's scene: its sides drawn at every reset, or the demo's (env.bowl_side)")
     args = p.parse_args()
     cfg = load_config(args.pipeline / "config.yaml")
     behaviours = list(behaviours_of(cfg.env.scene))
@@ -98,18 +107,35 @@ def main() -> None:
     episodes = Dataset.open(heldout).episodes
     named = dict(d.split("=", 1) for d in args.demo)
     demos = {b: Path(named[b]) if b in named else choose_demo(episodes, heldout, b).path for b in behaviours}
+    sides = {}
+    if args.arrangement == "demo":
+        env = PourEnv(cfg.env)
+        side = lambda demo: bowl_side(env, int(load_episode(demo).meta["seed"]))  # noqa: E731
+        of_side = {s: [ep for ep in episodes if side(ep.path) == s] for s in (-1, 1)}
+        first = side(demos[behaviours[0]])
+        for s in (first, -first):  # the first behaviour's demo's arrangement, unless another behaviour has no demo in it
+            try:
+                demos.update({b: choose_demo(of_side[s], heldout, b).path for b in behaviours if b not in named})
+                break
+            except UserError:
+                if s == -first:
+                    raise
+        sides = {b: side(d) for b, d in demos.items()}
+        env.close()
     columns = behaviours + [NONE]
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"pipeline": str(args.pipeline), "demos": {b: str(d) for b, d in demos.items()}, "seeds": seeds(args.seeds)}
+    summary = {"pipeline": str(args.pipeline), "demos": {b: str(d) for b, d in demos.items()}, "seeds": seeds(args.seeds),
+               "arrangement": args.arrangement, "bowl_side": sides or None}
     for arm in args.arm or ARMS:
         reward = "goal" if arm == "goal" else cfg.rl.reward
         shares, images = {}, {}
         for k, shown in enumerate(behaviours):
-            demo = demos[behaviours[(k + 1) % len(behaviours)]] if arm == "blind" else demos[shown]
+            given = behaviours[(k + 1) % len(behaviours)] if arm == "blind" else shown
+            scene = [f"env.bowl_side={sides[given]}"] if sides else []
             shares[shown] = []
             for s in seeds(args.seeds):
                 folder = args.out / arm / f"{shown}_s{s}"
-                final = train(args.pipeline, folder, demo, shown, s, reward, args.steps, args.set)
+                final = train(args.pipeline, folder, demos[given], shown, s, reward, args.steps, [*scene, *args.set])
                 done = final["behaviour_performed"]
                 shares[shown].append(np.array([done.count(c) / len(done) for c in columns]))
             first = args.out / arm / f"{shown}_s{seeds(args.seeds)[0]}"

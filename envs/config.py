@@ -69,9 +69,11 @@ class PourConfig:
     bowl_y_range: tuple[float, float] = (-0.02, 0.02)
     # Several pouring tasks in one scene (envs/behaviours.py): "bowl" is the single bowl above; "bowl_jar" adds a
     # jar (narrower, taller); each receptacle's x is drawn from bowl_x_range, |y| from receptacle_y, and which one
-    # stands on the +y side is drawn at every reset. ``behaviour`` is what the env reward asks for (bowl, jar, half).
+    # stands on the +y side is drawn at every reset, unless bowl_side fixes it (+1: the bowl on +y, -1: on -y; 0: drawn).
+    # ``behaviour`` is what the env reward asks for (bowl, jar, half).
     scene: str = "bowl"
     behaviour: str = "bowl"
+    bowl_side: int = 0
     jar_radius: float = 0.06
     jar_height: float = 0.09
     receptacle_y: tuple[float, float] = (0.1, 0.13)
@@ -169,6 +171,10 @@ def _check(cfg: PourConfig) -> None:
     if cfg.scene not in SCENES:
         raise ValueError(f"scene must be one of {list(SCENES)}, got {cfg.scene!r}")
     check_behaviour(cfg.scene, cfg.behaviour)
+    if cfg.bowl_side not in (-1, 0, 1):
+        raise ValueError(f"bowl_side must be -1, 0 (drawn at every reset) or 1, got {cfg.bowl_side}")
+    if cfg.bowl_side and cfg.scene == "bowl":
+        raise ValueError("bowl_side places the bowl beside the jar; the scene 'bowl' has no jar (scene=bowl_jar)")
     for name in ("bowl_x_range", "bowl_y_range", "receptacle_y", "tilt_limits", "x_limits", "y_limits"):
         low, high = getattr(cfg, name)
         if not low <= high:

@@ -140,13 +140,14 @@ class PouringWorld:
         self.frame_index = 0
 
     def _build_receptacles(self, rng: np.random.Generator, colors: dict) -> None:
-        """The bowl (and in ``bowl_jar`` the jar, on the side opposite the bowl, the side drawn here)."""
+        """The bowl (and in ``bowl_jar`` the jar, on the side opposite the bowl, the side drawn here or ``bowl_side``)."""
         cfg, sim = self.cfg, self.sim
         size = {"bowl": (cfg.bowl_radius, cfg.bowl_height, 16), "jar": (cfg.jar_radius, cfg.jar_height, 14)}
         if cfg.scene == "bowl":
             places = {"bowl": (rng.uniform(*cfg.bowl_x_range), rng.uniform(*cfg.bowl_y_range))}
         else:
             side = 1.0 if rng.uniform() < 0.5 else -1.0
+            side = float(cfg.bowl_side or side)  # drawn even when fixed, so that the scene's other draws stay as they are
             places = {name: (rng.uniform(*cfg.bowl_x_range), s * rng.uniform(*cfg.receptacle_y))
                       for name, s in zip(SCENES[cfg.scene], (side, -side))}
         self.receptacles = {}

@@ -66,6 +66,28 @@ def test_same_seed_gives_the_same_family_episode_and_the_behaviour_asked_for_dra
     assert np.array_equal(a.world.bowl_pos, b.world.bowl_pos) and a.world.cameras == b.world.cameras
 
 
+def test_bowl_side_fixes_the_arrangement_and_nothing_else():
+    drawn, fixed = _family(), _family(bowl_side=-1)
+    sides = []
+    for seed in range(12):
+        drawn.reset(seed=seed)
+        fixed.reset(seed=seed)
+        (b0, _, _), (j0, _, _) = drawn.world.receptacles["bowl"], drawn.world.receptacles["jar"]
+        (b1, _, _), (j1, _, _) = fixed.world.receptacles["bowl"], fixed.world.receptacles["jar"]
+        assert b1[1] < 0 < j1[1]
+        # the same x and distance from the middle as the drawn scene's, and the same cameras
+        assert (b1[0], abs(b1[1]), j1[0], abs(j1[1])) == (b0[0], abs(b0[1]), j0[0], abs(j0[1]))
+        assert drawn.world.cameras == fixed.world.cameras
+        sides.append(np.sign(b0[1]))
+    assert set(sides) == {-1.0, 1.0}  # the drawn scenes had the bowl on both sides
+    for env in (drawn, fixed):
+        env.close()
+    with pytest.raises(ValueError, match="bowl_side"):
+        PourEnv(bowl_side=2)
+    with pytest.raises(ValueError, match="no jar"):
+        PourEnv(bowl_side=1)
+
+
 def test_an_unknown_behaviour_is_refused_by_name():
     with pytest.raises(ValueError, match="jar"):
         PourEnv(behaviour="jar")  # the single-bowl scene has no jar

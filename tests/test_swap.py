@@ -9,7 +9,8 @@ import pytest
 
 from tcn_robot.cli import main
 from tcn_robot.config import load_config
-from tcn_robot.data.episodes import Dataset
+from tcn_robot.data.episodes import Dataset, load_episode
+from tcn_robot.envs import PourEnv
 
 SWAP = Path(__file__).resolve().parents[1] / "benchmarks" / "swap_test.py"
 TINY_FAMILY = ["--config", "smoke", "train.steps=4", "train.val_every=2", "train.checkpoint_every=2", "rl.steps=128",
@@ -18,15 +19,21 @@ TINY_FAMILY = ["--config", "smoke", "train.steps=4", "train.val_every=2", "train
                "record.heldout_demonstrators=human=1"]
 
 
-@pytest.mark.slow
-def test_the_swap_test_writes_a_matrix_per_arm_with_rows_of_shares(tmp_path):
-    pipe = tmp_path / "pipe"
+@pytest.fixture(scope="module")
+def tiny_family(tmp_path_factory):
+    """A tiny pipeline of the family scene and one held-out demo of each behaviour."""
+    pipe = tmp_path_factory.mktemp("family") / "pipe"
     assert main(["pipeline", "--out", str(pipe), *TINY_FAMILY]) == 0
-    heldout = Dataset.open(pipe / "data_heldout").episodes
     demos = {}
-    for ep in heldout:  # any demo of each behaviour: a tiny world's pours need not succeed
+    for ep in Dataset.open(pipe / "data_heldout").episodes:  # any demo of each behaviour: a tiny world's pours need not succeed
         demos.setdefault(ep.meta["behaviour"], ep.path)
     assert sorted(demos) == ["bowl", "half", "jar"]
+    return pipe, demos
+
+
+@pytest.mark.slow
+def test_the_swap_test_writes_a_matrix_per_arm_with_rows_of_shares(tiny_family, tmp_path):
+    pipe, demos = tiny_family
     out = tmp_path / "swap"
     subprocess.run([sys.executable, str(SWAP), "--out", str(out), "--pipeline", str(pipe), "--seeds", "0,1", "--steps", "64",
                     *[f"--demo={b}={p}" for b, p in demos.items()]], check=True)
@@ -48,3 +55,20 @@ def test_the_swap_test_writes_a_matrix_per_arm_with_rows_of_shares(tmp_path):
     assert Path(load_config(out / "blind" / "bowl_s0" / "config.yaml").rl.demo) == Path(demos["jar"])
     assert Path(load_config(out / "learned" / "bowl_s0" / "config.yaml").rl.demo) == Path(demos["bowl"])
     assert load_config(out / "goal" / "half_s0" / "config.yaml").rl.reward == "goal"
+
+
+@pytest.mark.slow
+def test_the_demos_arrangement_films_the_robot_where_the_demo_stood(tiny_family, tmp_path):
+    pipe, demos = tiny_family
+    out = tmp_path / "swap"
+    subprocess.run([sys.executable, str(SWAP), "--out", str(out), "--pipeline", str(pipe), "--seeds", "0", "--steps", "64",
+                    "--arm", "blind", "--arrangement", "demo", *[f"--demo={b}={p}" for b, p in demos.items()]], check=True)
+    summary = json.loads((out / "summary.json").read_text())
+    env = PourEnv(load_config(pipe / "config.yaml").env)
+    for b, demo in demos.items():  # the bowl's side in the demo's scene, rebuilt from its seed
+        env.reset(seed=load_episode(demo).meta["seed"])
+        assert summary["bowl_side"][b] == np.sign(env.world.bowl_pos[1])
+    env.close()
+    for shown, given in (("bowl", "jar"), ("jar", "half"), ("half", "bowl")):  # blind: the next behaviour's demo and scene
+        run = load_config(out / "blind" / f"{shown}_s0" / "config.yaml")
+        assert Path(run.rl.demo) == Path(demos[given]) and run.env.bowl_side == summary["bowl_side"][given]
