@@ -133,7 +133,7 @@ def test_a_config_includes_another_and_overrides_it(tmp_path, capsys):
     quick = load_config(None, ["env.scene=bowl_jar", "env.action_axes=[x,y,z,tilt]", "env.y_limits=[-0.2,0.2]",
                                "record.episodes=180", "record.behaviours=bowl=1,jar=1,half=1", "record.heldout_episodes=30",
                                "rl.ppo.use_sde=false", "rl.ppo.log_std_init=0"])
-    assert [c.distance for c in fam.env.cameras] == [(0.66, 0.8)] * 3
+    assert [c.yaw for c in fam.env.cameras] == [(80.0, 100.0), (60.0, 80.0), (100.0, 120.0)]  # its own rig
     quick.env.cameras = fam.env.cameras
     assert OmegaConf.structured(fam) == OmegaConf.structured(quick)  # family.yaml: the quickstart and its differences
     (tmp_path / "mine.yaml").write_text("include: family\ntrain:\n  steps: 7\n")
