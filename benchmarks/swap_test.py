@@ -110,18 +110,19 @@ def main() -> None:
     sides = {}
     if args.arrangement == "demo":
         env = PourEnv(cfg.env)
-        side = lambda demo: bowl_side(env, int(load_episode(demo).meta["seed"]))  # noqa: E731
-        of_side = {s: [ep for ep in episodes if side(ep.path) == s] for s in (-1, 1)}
-        first = side(demos[behaviours[0]])
+        side_of = {ep.path: bowl_side(env, int(ep.meta["seed"])) for ep in episodes}  # each scene rebuilt once
+        side_of.update({d: bowl_side(env, int(load_episode(d).meta["seed"])) for d in demos.values() if d not in side_of})
+        env.close()
+        first = side_of[demos[behaviours[0]]]
         for s in (first, -first):  # the first behaviour's demo's arrangement, unless another behaviour has no demo in it
             try:
-                demos.update({b: choose_demo(of_side[s], heldout, b).path for b in behaviours if b not in named})
+                same = [ep for ep in episodes if side_of[ep.path] == s]
+                demos.update({b: choose_demo(same, heldout, b).path for b in behaviours if b not in named})
                 break
             except UserError:
                 if s == -first:
                     raise
-        sides = {b: side(d) for b, d in demos.items()}
-        env.close()
+        sides = {b: side_of[d] for b, d in demos.items()}
     columns = behaviours + [NONE]
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"pipeline": str(args.pipeline), "demos": {b: str(d) for b, d in demos.items()}, "seeds": seeds(args.seeds),
