@@ -1,6 +1,8 @@
 """Which behaviour a learned reward asks for, before any PPO: the swap test (benchmarks/swap_test.py) at the level of
 the reward. In fresh scenes of a world with several behaviours (seeds no recording used), the scripted robot
-performs every behaviour (no misses, little action noise) and also stands still, filmed by the agent's camera; each
+performs every behaviour (no misses, little action noise), carries the cup to each receptacle and holds it there
+upright, full or after pouring it out onto the table (what a policy that has learned the carry but not the pour, or
+an empty cup but not where the liquid goes, does), and stands still, filmed by the agent's camera; each
 performance's return under the reward against each behaviour's held-out human-proxy demo (the swap test's demos).
 PPO can only learn what its reward ranks first, so the share of scenes in which the demo's own behaviour has the
 highest return bounds the swap test's diagonal. Scenes are split by their arrangement relative to the demo's (rebuilt
@@ -28,10 +30,12 @@ from tcn_robot.config import load_config
 from tcn_robot.data.episodes import Dataset, choose_demo, load_episode
 from tcn_robot.encoders import checkpoint_encoder
 from tcn_robot.envs import PourEnv, run_demonstrator
-from tcn_robot.envs.behaviours import behaviours_of
+from tcn_robot.envs.behaviours import BEHAVIOURS, SCENES, behaviours_of
+from tcn_robot.envs.demonstrators import pour_plan
 from tcn_robot.reward import LEARNED, episode_rewards
 
 STILL = "still"
+UPRIGHT, SPILLED = "upright {}", "spilled, {}"  # the cup held upright over a receptacle, full or after a spill
 FIRST_SCENE = 10_000  # scene seeds FIRST_SCENE.. (recordings draw theirs from their own seed sequences)
 
 
@@ -41,9 +45,42 @@ def bowl_side(env: PourEnv, seed: int) -> int:
     return int(np.sign(env.world.bowl_pos[1]))
 
 
+def filmed(env: PourEnv, actions) -> tuple[np.ndarray, str]:
+    """The agent view's frames (T + 1, H, W, 3) of an episode of ``env`` (just reset) driven by ``actions(k)`` at
+    its steps k, and the behaviour it performed by the ground truth."""
+    frames, info = [env.render()], {}
+    for k in range(env.cfg.episode_steps):
+        info = env.step(actions(k))[-1]
+        frames.append(env.render())
+    return np.stack(frames), info["behaviour_performed"]
+
+
+def first(plan: list[np.ndarray], tipped: bool, start: int = 0) -> int:
+    """The index of the first pose [x, y, z, tilt] of ``plan`` from ``start`` on that is tipped (or upright)."""
+    return next(i for i in range(start, len(plan)) if (plan[i][3] > 0) == tipped)
+
+
+def held_over(env: PourEnv, seed: int, receptacle: str, spill: bool = False) -> tuple[np.ndarray, str]:
+    """The scripted robot's carry of the cup to its pour point over ``receptacle`` in the scene of ``seed``, the cup
+    held there upright to the end (what a policy that learned the carry but not the pour does); with ``spill``, first
+    poured out onto the table near the start (a policy that learned that the cup must end empty and over the
+    receptacle, not that the liquid must go into it): as ``filmed``."""
+    holder = next(b for b in behaviours_of(env.cfg.scene) if BEHAVIOURS[b].receptacle == receptacle)
+    env.reset(seed=seed, options={"behaviour": holder})
+    rng, start = np.random.default_rng([seed, 2]), env.target_center.copy()
+    carry = pour_plan(env, rng, start, partial=False)
+    poses = carry[: first(carry, tipped=True)]  # lift, carry, to above the receptacle
+    if spill:
+        short = pour_plan(env, rng, start, partial=False, miss="short")
+        poured = short[: first(short, tipped=False, start=first(short, tipped=True))]  # to the spill point, tipped, upright
+        poses = poured + [poured[-1] + (poses[-1] - poured[-1]) * s for s in np.linspace(0, 1, 16)[1:]]
+    return filmed(env, lambda k: np.clip(env.action_for(poses[min(k, len(poses) - 1)][:3], poses[min(k, len(poses) - 1)][3]),
+                                         -1, 1).astype(np.float32))
+
+
 def performances(env: PourEnv, seed: int, behaviours: list[str]) -> dict[str, tuple[np.ndarray, str]]:
-    """Per behaviour (and ``STILL``) the agent view's frames (T + 1, H, W, 3) of the scripted robot performing it in
-    the scene of ``seed``, and the behaviour it performed by the ground truth."""
+    """Per behaviour, per receptacle held over full (``UPRIGHT``) and after a spill (``SPILLED``), and ``STILL``: the agent view's frames
+    (T + 1, H, W, 3) of the scripted robot in the scene of ``seed``, and the behaviour performed by the ground truth."""
     out = {}
     for b in behaviours:
         steps = run_demonstrator("robot", env, seed, behaviour=b, miss_prob=0.0, partial_prob=0.0, noise=0.05)  # resets now
@@ -52,12 +89,11 @@ def performances(env: PourEnv, seed: int, behaviours: list[str]) -> dict[str, tu
             frames.append(env.render())
             info = step.info
         out[b] = (np.stack(frames), info.get("behaviour_performed", "none"))
+    for receptacle in SCENES[env.cfg.scene]:
+        out[UPRIGHT.format(receptacle)] = held_over(env, seed, receptacle)
+        out[SPILLED.format(receptacle)] = held_over(env, seed, receptacle, spill=True)
     env.reset(seed=seed)
-    frames = [env.render()]
-    for _ in range(env.cfg.episode_steps):
-        env.step(np.zeros(env.action_space.shape, np.float32))
-        frames.append(env.render())
-    out[STILL] = (np.stack(frames), "none")
+    out[STILL] = filmed(env, lambda k: np.zeros(env.action_space.shape, np.float32))
     return out
 
 
@@ -84,7 +120,7 @@ def main() -> None:
     demo_side = {b: bowl_side(env, int(ep.meta["seed"])) for b, ep in demos.items()}
     encoders = [checkpoint_encoder(spec, torch.device("cpu")) for spec in args.checkpoint]
     demo_emb = {(e.name, b): e(ep.read_view(cfg.rl.demo_view)) for e in encoders for b, ep in demos.items()}
-    columns = behaviours + [STILL]
+    columns = behaviours + [name.format(r) for name in (UPRIGHT, SPILLED) for r in SCENES[cfg.env.scene]] + [STILL]
     first = {(e.name, b, a): np.zeros(len(columns), int) for e in encoders for b in behaviours for a in ("as the demo", "mirrored")}
     returns = {(e.name, b): [] for e in encoders for b in behaviours}  # per scene, the returns of every column
     wrong = 0
@@ -92,7 +128,7 @@ def main() -> None:
         seed = FIRST_SCENE + k
         side = bowl_side(env, seed)
         played = performances(env, seed, behaviours)
-        wrong += sum(played[b][1] != b for b in behaviours)
+        wrong += sum(done != (c if c in behaviours else "none") for c, (_, done) in played.items())
         for e in encoders:
             embs = {c: e(frames) for c, (frames, _) in played.items()}
             for b in behaviours:
@@ -101,7 +137,7 @@ def main() -> None:
                 first[e.name, b, "as the demo" if side == demo_side[b] else "mirrored"][int(np.argmax(r))] += 1
     env.close()
     print(f"\n{reward} reward; demos: " + ", ".join(f"{b} {ep.name} (bowl at y {demo_side[b]:+d})" for b, ep in demos.items())
-          + f"; {args.scenes} scenes from seed {FIRST_SCENE}; scripted performances not performing their behaviour: {wrong}")
+          + f"; {args.scenes} scenes from seed {FIRST_SCENE}; scripted performances not performing what they should: {wrong}")
     print("\nScenes in which each performance has the highest return:\n")
     print("| embedding | demo | arrangement | " + " | ".join(columns) + " |")
     print("| --- | --- | --- |" + " ---: |" * len(columns))

@@ -100,7 +100,7 @@ class PouringWorld:
         colors = self._draw_colors(rng)
         self.light = colors.pop("light")
         tx, ty = TABLE_CENTER
-        sim.add_boxes("table", [(TABLE_HALF, (0, 0, 0), (0, 0, 0, 1))], (tx, ty, -TABLE_HALF[2]), 0.0, colors["table"])
+        table = sim.add_boxes("table", [(TABLE_HALF, (0, 0, 0), (0, 0, 0, 1))], (tx, ty, -TABLE_HALF[2]), 0.0, colors["table"])
         walls = [((4, 4, 0.02), (0, 0, -0.8), (0, 0, 0, 1))]
         walls += [((0.02, 4, 2), (s * 3, 0, 0.8), (0, 0, 0, 1)) for s in (-1, 1)]
         walls += [((4, 0.02, 2), (0, s * 3, 0.8), (0, 0, 0, 1)) for s in (-1, 1)]
@@ -131,6 +131,10 @@ class PouringWorld:
             self.holder = Hand(sim, self.hand_start, 0.0, self.cup_outer, colors["skin"][:3], cfg.substeps)
         for _ in range(cfg.settle_substeps):
             sim.step()
+        if (cfg.table_friction, cfg.table_rolling_friction) != (0.5, 0.0):  # PyBullet's defaults, left untouched
+            # after the settling, so that the scene starts as it does on the default table
+            sim.client.changeDynamics(table, -1, lateralFriction=cfg.table_friction,
+                                      rollingFriction=cfg.table_rolling_friction, spinningFriction=cfg.table_rolling_friction)
         self.cameras = [sample_camera(rng, r) for r in cfg.cameras]
         self.jitter_seed = int(rng.integers(2**31))
         self.drift = None

@@ -1,4 +1,5 @@
 """The swap test (benchmarks/swap_test.py) on a tiny pipeline of the scene of several pouring tasks."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,9 +11,10 @@ import pytest
 from tcn_robot.cli import main
 from tcn_robot.config import load_config
 from tcn_robot.data.episodes import Dataset, load_episode
-from tcn_robot.envs import PourEnv
+from tcn_robot.envs import FAMILY, PourEnv
 
-SWAP = Path(__file__).resolve().parents[1] / "benchmarks" / "swap_test.py"
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SWAP = BENCHMARKS / "swap_test.py"
 TINY_FAMILY = ["--config", "smoke", "train.steps=4", "train.val_every=2", "train.checkpoint_every=2", "rl.steps=128",
                "rl.n_envs=1", "rl.eval_every=128", "env.scene=bowl_jar", "env.action_axes=[x,y,z,tilt]",
                "env.y_limits=[-0.2,0.2]", "record.behaviours=bowl=1,jar=1,half=1", "record.heldout_episodes=6",
@@ -72,3 +74,18 @@ def test_the_demos_arrangement_films_the_robot_where_the_demo_stood(tiny_family,
     for shown, given in (("bowl", "jar"), ("jar", "half"), ("half", "bowl")):  # blind: the next behaviour's demo and scene
         run = load_config(out / "blind" / f"{shown}_s0" / "config.yaml")
         assert Path(run.rl.demo) == Path(demos[given]) and run.env.bowl_side == summary["bowl_side"][given]
+
+
+def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_or_after_a_spill():
+    spec = importlib.util.spec_from_file_location("reward_choice", BENCHMARKS / "reward_choice.py")
+    choice = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choice)
+    env = PourEnv({**FAMILY, "physics_hz": 120.0, "substeps": 6, "image_size": 16, "num_particles": 20}, render_mode="rgb_array")
+    for receptacle in ("bowl", "jar"):
+        for spill in (False, True):
+            frames, done = choice.held_over(env, 3, receptacle, spill)
+            m = env.measurement
+            assert frames.shape == (env.cfg.episode_steps + 1, 16, 16, 3) and done == "none"
+            assert m.in_cup == (0.0 if spill else 1.0) and m.spilled == (1.0 if spill else 0.0)  # all poured out, or none
+            assert abs(m.tilt) < 0.05 and np.linalg.norm(m.cup_center - env.world.pour_point(receptacle)) < 0.03  # upright, over it
+    env.close()
