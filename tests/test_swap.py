@@ -76,6 +76,20 @@ def test_the_demos_arrangement_films_the_robot_where_the_demo_stood(tiny_family,
         assert Path(run.rl.demo) == Path(demos[given]) and run.env.bowl_side == summary["bowl_side"][given]
 
 
+
+@pytest.mark.slow
+def test_the_reward_choice_counts_each_demos_scenes_by_arrangement(tiny_family):
+    pipe, demos = tiny_family
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "reward_choice.py"), "--config", str(pipe / "config.yaml"),
+                          "--heldout", str(pipe / "data_heldout"), "--checkpoint", f"tiny={pipe / 'tcn' / 'checkpoints' / 'best.pt'}",
+                          "--scenes", "2", *[f"--demo={b}={p}" for b, p in demos.items()]],
+                         check=True, capture_output=True, text=True).stdout
+    header = "| embedding | demo | arrangement | bowl | jar | half | upright bowl | upright jar | spilled, bowl | spilled, jar | still |"
+    assert header in out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| tiny | ") and "of" not in line]
+    for b in demos:  # each demo's two scenes, each counted once, as the demo's arrangement or mirrored
+        assert sum(int(c) for r in rows if r[1].strip() == b for c in r[3:]) == 2
+
 def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_or_after_a_spill():
     spec = importlib.util.spec_from_file_location("reward_choice", BENCHMARKS / "reward_choice.py")
     choice = importlib.util.module_from_spec(spec)
