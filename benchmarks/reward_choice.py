@@ -55,7 +55,7 @@ def filmed(env: PourEnv, actions) -> tuple[np.ndarray, str]:
     return np.stack(frames), info["behaviour_performed"]
 
 
-def first(plan: list[np.ndarray], tipped: bool, start: int = 0) -> int:
+def first_pose(plan: list[np.ndarray], tipped: bool, start: int = 0) -> int:
     """The index of the first pose [x, y, z, tilt] of ``plan`` from ``start`` on that is tipped (or upright)."""
     return next(i for i in range(start, len(plan)) if (plan[i][3] > 0) == tipped)
 
@@ -69,18 +69,19 @@ def held_over(env: PourEnv, seed: int, receptacle: str, spill: bool = False) -> 
     env.reset(seed=seed, options={"behaviour": holder})
     rng, start = np.random.default_rng([seed, 2]), env.target_center.copy()
     carry = pour_plan(env, rng, start, partial=False)
-    poses = carry[: first(carry, tipped=True)]  # lift, carry, to above the receptacle
+    poses = carry[: first_pose(carry, tipped=True)]  # lift, carry, to above the receptacle
     if spill:
         short = pour_plan(env, rng, start, partial=False, miss="short")
-        poured = short[: first(short, tipped=False, start=first(short, tipped=True))]  # to the spill point, tipped, upright
+        poured = short[: first_pose(short, tipped=False, start=first_pose(short, tipped=True))]  # to the spill point, tipped, upright
         poses = poured + [poured[-1] + (poses[-1] - poured[-1]) * s for s in np.linspace(0, 1, 16)[1:]]
-    return filmed(env, lambda k: np.clip(env.action_for(poses[min(k, len(poses) - 1)][:3], poses[min(k, len(poses) - 1)][3]),
-                                         -1, 1).astype(np.float32))
+    pose = lambda k: poses[min(k, len(poses) - 1)]  # the last pose held to the end
+    return filmed(env, lambda k: np.clip(env.action_for(pose(k)[:3], pose(k)[3]), -1, 1).astype(np.float32))
 
 
 def performances(env: PourEnv, seed: int, behaviours: list[str]) -> dict[str, tuple[np.ndarray, str]]:
-    """Per behaviour, per receptacle held over full (``UPRIGHT``) and after a spill (``SPILLED``), and ``STILL``: the agent view's frames
-    (T + 1, H, W, 3) of the scripted robot in the scene of ``seed``, and the behaviour performed by the ground truth."""
+    """Per behaviour, per receptacle held over full (``UPRIGHT``) and after a spill (``SPILLED``), and ``STILL``: the
+    agent view's frames (T + 1, H, W, 3) of the scripted robot in the scene of ``seed``, and the behaviour performed
+    by the ground truth."""
     out = {}
     for b in behaviours:
         steps = run_demonstrator("robot", env, seed, behaviour=b, miss_prob=0.0, partial_prob=0.0, noise=0.05)  # resets now

@@ -76,7 +76,6 @@ def test_the_demos_arrangement_films_the_robot_where_the_demo_stood(tiny_family,
         assert Path(run.rl.demo) == Path(demos[given]) and run.env.bowl_side == summary["bowl_side"][given]
 
 
-
 @pytest.mark.slow
 def test_the_reward_choice_counts_each_demos_scenes_by_arrangement(tiny_family):
     pipe, demos = tiny_family
@@ -89,6 +88,7 @@ def test_the_reward_choice_counts_each_demos_scenes_by_arrangement(tiny_family):
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| tiny | ") and "of" not in line]
     for b in demos:  # each demo's two scenes, each counted once, as the demo's arrangement or mirrored
         assert sum(int(c) for r in rows if r[1].strip() == b for c in r[3:]) == 2
+
 
 def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_or_after_a_spill():
     spec = importlib.util.spec_from_file_location("reward_choice", BENCHMARKS / "reward_choice.py")
