@@ -465,3 +465,38 @@ def test_an_episodes_rewards_computed_at_once_equal_the_wrappers(parts, kind):
         got.append(r[0])
         frames.append(infos[0]["frame"])
     assert np.allclose(episode_rewards(kind, enc(np.stack(frames)), demo, RCFG), got, atol=1e-5)
+
+
+def test_the_reward_of_a_policy_rescores_the_frames_its_reward_saw(made, capsys, monkeypatch):
+    """benchmarks/reward_of_policy.py: the frames it films of a policy's episode, scored offline, give the learned
+    return the reward gave that episode online, and another embedding named by ``--checkpoint`` (here the run's own
+    checkpoint again) re-scores the policy's and the script's episodes as the run's reward does."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from tcn_robot.reward import episode_rewards
+    from tcn_robot.rl import EVAL_SEED, RLRun
+
+    spec = importlib.util.spec_from_file_location("reward_of_policy", Path(__file__).resolve().parents[1] / "benchmarks/reward_of_policy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run = RLRun.open(made / "rl")
+    run.load_reward(torch.device("cpu"))
+    venv = run.vec_env(1, subprocess=False)
+    env = venv.unwrapped.envs[0].unwrapped
+    frames, performed, online = module.rollout(venv, run.load_policy(venv), env, EVAL_SEED)
+    venv.close()
+    size = env.cfg.image_size
+    assert frames.shape == (env.cfg.episode_steps + 1, size, size, 3) and performed in ("bowl", "none")
+    offline = episode_rewards(run.cfg.rl.reward, run.encoder(frames), run.demo, run.cfg.reward).sum()
+    assert offline == pytest.approx(online, rel=1e-4, abs=1e-5)
+    again = f"again={made / 'tcn/checkpoints/last.pt'}"
+    monkeypatch.setattr(sys, "argv", ["reward_of_policy", "--run", str(made / "rl"), "--episodes", "2", "--checkpoint", again])
+    module.main()
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split("|") for line in lines if line.startswith((f"| {EVAL_SEED} |", f"| {EVAL_SEED + 1} |"))]
+    assert len(rows) == 2 and all(r[4].strip() == r[5].strip() for r in rows)
+    assert float(rows[0][4].split("/")[0]) == pytest.approx(offline, abs=1e-3)

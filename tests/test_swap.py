@@ -90,7 +90,7 @@ def test_the_reward_choice_counts_each_demos_scenes_by_arrangement(tiny_family):
         assert sum(int(c) for r in rows if r[1].strip() == b for c in r[3:]) == 2
 
 
-def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_or_after_a_spill():
+def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_after_a_spill_or_tipped_past_it():
     spec = importlib.util.spec_from_file_location("reward_choice", BENCHMARKS / "reward_choice.py")
     choice = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(choice)
@@ -102,4 +102,10 @@ def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_or_after_a_sp
             assert frames.shape == (env.cfg.episode_steps + 1, 16, 16, 3) and done == "none"
             assert m.in_cup == (0.0 if spill else 1.0) and m.spilled == (1.0 if spill else 0.0)  # all poured out, or none
             assert abs(m.tilt) < 0.05 and np.linalg.norm(m.cup_center - env.world.pour_point(receptacle)) < 0.03  # upright, over it
+        frames, done = choice.poured_past(env, 3, receptacle)
+        m, (pos, radius, _) = env.measurement, env.world.receptacles[receptacle]
+        assert frames.shape == (env.cfg.episode_steps + 1, 16, 16, 3) and done == "none"
+        assert m.in_cup == 0.0 and m.spilled == 1.0 and m.tilt > 1.5  # poured out onto the table, the cup still tipped
+        beyond = env.world.particle_positions()[:, 0] - pos[0]  # the pour is past the receptacle, on the cameras' side
+        assert radius < np.median(beyond) < radius + 0.12 and m.cup_center[0] > env.world.pour_point(receptacle)[0]
     env.close()

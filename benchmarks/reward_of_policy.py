@@ -1,0 +1,94 @@
+"""What a learned reward makes of a trained policy: the learned return of the policy's deterministic rollouts against
+that of the scripted robot performing the run's behaviour (no misses, little action noise) in the same scenes (the
+run's evaluation seeds), under the run's embedding and, re-scored on the same frames against the same demo, under
+any other (``--checkpoint``). A policy that earns about a scripted pour's return without pouring has found what the
+reward cannot see; an embedding under which that rollout earns much less than the pour would not have let it.
+
+    python benchmarks/reward_of_policy.py --run runs/fam3/swap_demo/learned/jar_s0 --policy last.zip --episodes 4 \\
+        --checkpoint seq=runs/fam3/tcn_seq/checkpoints/best.pt
+
+Prints per episode what the policy and the script performed (ground truth), and per embedding their returns, and
+per embedding the policy's mean return as a share of the script's.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tcn_robot import runs
+from tcn_robot.data.episodes import load_demo
+from tcn_robot.encoders import checkpoint_encoder
+from tcn_robot.envs import run_demonstrator
+from tcn_robot.reward import episode_rewards
+from tcn_robot.rl import EVAL_SEED, RLRun
+
+
+def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, str, float]:
+    """The agent view's frames (T + 1, H, W, 3) of the policy's deterministic episode in the scene of ``seed``, the
+    behaviour it performed by the ground truth, and the learned return the run's reward gave it online."""
+    venv.seed(seed)
+    obs, frames, done, online = venv.reset(), [env.render()], False, 0.0
+    while not done:
+        action, _ = model.predict(obs, deterministic=True)
+        obs, _, dones, infos = venv.step(action)
+        done, online = dones[0], online + infos[0]["learned_reward"]
+        if not done:
+            frames.append(env.render())
+    frames.append(infos[0]["frame"])  # the last step's frame, rendered before the auto-reset
+    return np.stack(frames), infos[0]["behaviour_performed"], online
+
+
+def scripted(env, seed: int, behaviour: str) -> tuple[np.ndarray, str]:
+    """The scripted robot's ``behaviour`` in the scene of ``seed``: as ``rollout``."""
+    steps = run_demonstrator("robot", env, seed, behaviour=behaviour, miss_prob=0.0, partial_prob=0.0, noise=0.05)
+    frames, info = [env.render()], {}
+    for step in steps:
+        frames.append(env.render())
+        info = step.info
+    return np.stack(frames), info.get("behaviour_performed", "none")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", type=Path, required=True, help="a train-rl run with a learned reward")
+    p.add_argument("--policy", default=runs.BEST_POLICY, help="its checkpoint to roll out (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH", help="another embedding to score with")
+    args = p.parse_args()
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    run = RLRun.open(args.run)
+    run.load_reward(torch.device("cpu"))
+    cfg = run.cfg
+    venv = run.vec_env(1, subprocess=False)
+    venv = run.policy_env(venv, runs.checkpoint(run.folder, args.policy))
+    model = run.load_policy(venv, args.policy)
+    env = venv.unwrapped.envs[0].unwrapped
+    demo = load_demo(cfg.rl.demo, cfg.rl.demo_view)
+    encoders = {"the run's": run.encoder} | {e.name: e for e in (checkpoint_encoder(s, torch.device("cpu")) for s in args.checkpoint)}
+    demos = {name: e(demo) for name, e in encoders.items()}
+    returns = {name: [] for name in encoders}  # per episode, (policy, script)
+    print(f"{cfg.rl.reward} reward against {cfg.rl.demo} (view {cfg.rl.demo_view}); policy {args.policy}; behaviour {cfg.env.behaviour}\n")
+    print("| scene seed | policy performed | script performed | " + " | ".join(f"{n}: policy / script" for n in encoders) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(encoders))
+    for seed in range(EVAL_SEED, EVAL_SEED + args.episodes):
+        (mine, did, _), (theirs, done) = rollout(venv, model, env, seed), scripted(env, seed, cfg.env.behaviour)
+        cells = []
+        for name, e in encoders.items():
+            pair = tuple(episode_rewards(cfg.rl.reward, e(f), demos[name], cfg.reward).sum() for f in (mine, theirs))
+            returns[name].append(pair)
+            cells.append(f"{pair[0]:.3f} / {pair[1]:.3f}")
+        print(f"| {seed} | {did} | {done} | " + " | ".join(cells) + " |")
+    venv.close()
+    print("\n| embedding | policy's mean return | script's | policy / script | episodes the policy earns more |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, pairs in returns.items():
+        mine, theirs = np.array(pairs).T
+        share = f"{mine.mean() / theirs.mean():.2f}" if theirs.mean() > 0 else "-"  # a share of a positive return only
+        print(f"| {name} | {mine.mean():.3f} | {theirs.mean():.3f} | {share} | {int((mine > theirs).sum())} of {len(pairs)} |")
+
+
+if __name__ == "__main__":
+    main()
