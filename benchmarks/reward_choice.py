@@ -14,8 +14,9 @@ other receptacle in the second.
     python benchmarks/reward_choice.py --config family --heldout runs/fam/data_heldout \\
         --checkpoint base=runs/fam/tcn/checkpoints/best.pt --scenes 10
 
-Prints per checkpoint the count of scenes in which each performance ranks first, per demo and arrangement, and the
-share of all scenes in which the demo's behaviour does (the diagonal).
+Prints per checkpoint the count of scenes in which each performance ranks first, per demo and arrangement, the
+share of all scenes in which the demo's behaviour does (the diagonal), and in the scenes arranged as the demo's the
+margin of the demo's behaviour over a pour just past its receptacle.
 """
 from __future__ import annotations
 
