@@ -14,6 +14,7 @@ episodes; envs/behaviours.py), each cell the mean share over seeds with its 95% 
 ``--arrangement demo`` films the robot in its demo's arrangement (``env.bowl_side``: the bowl on the side it stood in
 the demo, the rest of the scene drawn at every reset) and takes by default every behaviour's first successful demo
 of one arrangement (the first behaviour's demo's, else the other): every row is one arrangement, only the demo differs.
+``--row BEHAVIOUR`` (repeatable) runs only those rows.
 
     python benchmarks/swap_test.py --out runs/swap --pipeline runs/fam --seeds 0-2 --arm learned --arm blind
 
@@ -96,6 +97,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override of every PPO run")
     p.add_argument("--demo", action="append", default=[], metavar="BEHAVIOUR=EPISODE",
                    help="the demo of a behaviour (default: the pipeline's first successful held-out human-proxy one)")
+    p.add_argument("--row", action="append", metavar="BEHAVIOUR", help="repeatable; default: every behaviour's row")
     p.add_argument("--arrangement", choices=("drawn", "demo"), default="drawn",
                    help="the robot's scene: its sides drawn at every reset, or the demo's (env.bowl_side)")
     args = p.parse_args()
@@ -103,6 +105,9 @@ def main() -> None:
     behaviours = list(behaviours_of(cfg.env.scene))
     if len(behaviours) < 2:
         p.error(f"{args.pipeline}: its scene {cfg.env.scene!r} allows one behaviour; the swap test needs several")
+    rows = args.row or behaviours
+    if unknown := sorted(set(rows) - set(behaviours)):
+        p.error(f"--row {', '.join(unknown)}: the scene's behaviours are {', '.join(behaviours)}")
     heldout = args.pipeline / "data_heldout"
     episodes = Dataset.open(heldout).episodes
     named = dict(d.split("=", 1) for d in args.demo)
@@ -131,6 +136,8 @@ def main() -> None:
         reward = "goal" if arm == "goal" else cfg.rl.reward
         shares, images = {}, {}
         for k, shown in enumerate(behaviours):
+            if shown not in rows:
+                continue
             given = behaviours[(k + 1) % len(behaviours)] if arm == "blind" else shown
             scene = [f"env.bowl_side={sides[given]}"] if sides else []
             shares[shown] = []
@@ -147,8 +154,8 @@ def main() -> None:
             images[shown] = replay / "episode_0_strip.png"
         m = matrix(shares, columns)
         summary[arm] = {"reward": reward, **m}
-        counts = np.array([m["rows"][b]["mean"] for b in behaviours])
-        plots.confusion_matrix(counts, behaviours, columns, args.out / f"{arm}_confusion.png",
+        counts = np.array([m["rows"][b]["mean"] for b in rows])
+        plots.confusion_matrix(counts, rows, columns, args.out / f"{arm}_confusion.png",
                                f"swap test, {arm} ({reward} reward), mean share over {len(seeds(args.seeds))} seeds",
                                "demonstrated", "performed", show_counts=False)
         strips(images, args.out / f"{arm}_strips.png", f"swap test, {arm}: each demo (top) and its policy (bottom)")
@@ -156,7 +163,7 @@ def main() -> None:
               f"share of evaluation episodes, mean over seeds {seeds(args.seeds)} [95% CI]:")
         print("| demonstrated | " + " | ".join(columns) + " |")
         print("| --- |" + " ---: |" * len(columns))
-        for b in behaviours:
+        for b in rows:
             r = m["rows"][b]
             print(f"| {b} | " + " | ".join(f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, (lo, hi) in zip(r["mean"], r["ci95"])) + " |")
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
