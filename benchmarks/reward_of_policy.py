@@ -26,9 +26,9 @@ from tcn_robot.reward import episode_rewards
 from tcn_robot.rl import EVAL_SEED, RLRun
 
 
-def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, str, float]:
-    """The agent view's frames (T + 1, H, W, 3) of the policy's deterministic episode in the scene of ``seed``, the
-    behaviour it performed by the ground truth, and the learned return the run's reward gave it online."""
+def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, dict, float]:
+    """The agent view's frames (T + 1, H, W, 3) of the policy's deterministic episode in the scene of ``seed``, its
+    last step's info (the ground truth), and the learned return the run's reward gave it online."""
     venv.seed(seed)
     obs, frames, done, online = venv.reset(), [env.render()], False, 0.0
     while not done:
@@ -38,7 +38,7 @@ def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, str, float]:
         if not done:
             frames.append(env.render())
     frames.append(infos[0]["frame"])  # the last step's frame, rendered before the auto-reset
-    return np.stack(frames), infos[0]["behaviour_performed"], online
+    return np.stack(frames), infos[0], online
 
 
 def scripted(env, seed: int, behaviour: str) -> tuple[np.ndarray, str]:
@@ -71,16 +71,17 @@ def main() -> None:
     demos = {name: e(demo) for name, e in encoders.items()}
     returns = {name: [] for name in encoders}  # per episode, (policy, script)
     print(f"{cfg.rl.reward} reward against {cfg.rl.demo} (view {cfg.rl.demo_view}); policy {args.policy}; behaviour {cfg.env.behaviour}\n")
-    print("| scene seed | policy performed | script performed | " + " | ".join(f"{n}: policy / script" for n in encoders) + " |")
-    print("| --- | --- | --- |" + " --- |" * len(encoders))
+    print("| scene seed | policy performed | its fraction spilled | script performed | "
+          + " | ".join(f"{n}: policy / script" for n in encoders) + " |")
+    print("| --- | --- | ---: | --- |" + " --- |" * len(encoders))
     for seed in range(EVAL_SEED, EVAL_SEED + args.episodes):
-        (mine, did, _), (theirs, done) = rollout(venv, model, env, seed), scripted(env, seed, cfg.env.behaviour)
+        (mine, info, _), (theirs, done) = rollout(venv, model, env, seed), scripted(env, seed, cfg.env.behaviour)
         cells = []
         for name, e in encoders.items():
             pair = tuple(episode_rewards(cfg.rl.reward, e(f), demos[name], cfg.reward).sum() for f in (mine, theirs))
             returns[name].append(pair)
             cells.append(f"{pair[0]:.3f} / {pair[1]:.3f}")
-        print(f"| {seed} | {did} | {done} | " + " | ".join(cells) + " |")
+        print(f"| {seed} | {info['behaviour_performed']} | {info['fraction_spilled']:.2f} | {done} | " + " | ".join(cells) + " |")
     venv.close()
     print("\n| embedding | policy's mean return | script's | policy / script | episodes the policy earns more |")
     print("| --- | ---: | ---: | ---: | ---: |")

@@ -487,10 +487,10 @@ def test_the_reward_of_a_policy_rescores_the_frames_its_reward_saw(made, capsys,
     run.load_reward(torch.device("cpu"))
     venv = run.vec_env(1, subprocess=False)
     env = venv.unwrapped.envs[0].unwrapped
-    frames, performed, online = module.rollout(venv, run.load_policy(venv), env, EVAL_SEED)
+    frames, info, online = module.rollout(venv, run.load_policy(venv), env, EVAL_SEED)
     venv.close()
     size = env.cfg.image_size
-    assert frames.shape == (env.cfg.episode_steps + 1, size, size, 3) and performed in ("bowl", "none")
+    assert frames.shape == (env.cfg.episode_steps + 1, size, size, 3) and info["behaviour_performed"] in ("bowl", "none")
     offline = episode_rewards(run.cfg.rl.reward, run.encoder(frames), run.demo, run.cfg.reward).sum()
     assert offline == pytest.approx(online, rel=1e-4, abs=1e-5)
     again = f"again={made / 'tcn/checkpoints/last.pt'}"
@@ -498,5 +498,5 @@ def test_the_reward_of_a_policy_rescores_the_frames_its_reward_saw(made, capsys,
     module.main()
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split("|") for line in lines if line.startswith((f"| {EVAL_SEED} |", f"| {EVAL_SEED + 1} |"))]
-    assert len(rows) == 2 and all(r[4].strip() == r[5].strip() for r in rows)
-    assert float(rows[0][4].split("/")[0]) == pytest.approx(offline, abs=1e-3)
+    assert len(rows) == 2 and all(r[5].strip() == r[6].strip() for r in rows)
+    assert float(rows[0][5].split("/")[0]) == pytest.approx(offline, abs=1e-3)
