@@ -59,6 +59,17 @@ def filmed(env: PourEnv, actions) -> tuple[np.ndarray, str]:
     return np.stack(frames), info["behaviour_performed"]
 
 
+def scripted(env: PourEnv, seed: int, behaviour: str) -> tuple[np.ndarray, str]:
+    """The scripted robot performing ``behaviour`` in the scene of ``seed`` (no misses, little action noise): as
+    ``filmed``."""
+    steps = run_demonstrator("robot", env, seed, behaviour=behaviour, miss_prob=0.0, partial_prob=0.0, noise=0.05)
+    frames, info = [env.render()], {}
+    for step in steps:  # the generator resets the env before its first step
+        frames.append(env.render())
+        info = step.info
+    return np.stack(frames), info.get("behaviour_performed", "none")
+
+
 def first_pose(plan: list[np.ndarray], tipped: bool, start: int = 0) -> int:
     """The index of the first pose [x, y, z, tilt] of ``plan`` from ``start`` on that is tipped (or upright)."""
     return next(i for i in range(start, len(plan)) if (plan[i][3] > 0) == tipped)
@@ -101,14 +112,7 @@ def performances(env: PourEnv, seed: int, behaviours: list[str]) -> dict[str, tu
     """Per behaviour, per receptacle held over full (``UPRIGHT``), after a spill (``SPILLED``) and poured just past
     (``PAST``), and ``STILL``: the agent view's frames (T + 1, H, W, 3) of the scripted robot in the
     scene of ``seed``, and the behaviour performed by the ground truth."""
-    out = {}
-    for b in behaviours:
-        steps = run_demonstrator("robot", env, seed, behaviour=b, miss_prob=0.0, partial_prob=0.0, noise=0.05)  # resets now
-        frames, info = [env.render()], {}
-        for step in steps:
-            frames.append(env.render())
-            info = step.info
-        out[b] = (np.stack(frames), info.get("behaviour_performed", "none"))
+    out = {b: scripted(env, seed, b) for b in behaviours}
     for receptacle in SCENES[env.cfg.scene]:
         out[UPRIGHT.format(receptacle)] = held_over(env, seed, receptacle)
         out[SPILLED.format(receptacle)] = held_over(env, seed, receptacle, spill=True)

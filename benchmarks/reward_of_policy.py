@@ -13,17 +13,20 @@ per embedding the policy's mean return as a share of the script's.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tcn_robot import runs
-from tcn_robot.data.episodes import load_demo
-from tcn_robot.encoders import checkpoint_encoder
-from tcn_robot.envs import run_demonstrator
-from tcn_robot.reward import episode_rewards
-from tcn_robot.rl import EVAL_SEED, RLRun
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reward_choice import scripted  # noqa: E402
+
+from tcn_robot import runs  # noqa: E402
+from tcn_robot.data.episodes import load_demo  # noqa: E402
+from tcn_robot.encoders import checkpoint_encoder  # noqa: E402
+from tcn_robot.reward import episode_rewards  # noqa: E402
+from tcn_robot.rl import EVAL_SEED, RLRun  # noqa: E402
 
 
 def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, dict, float]:
@@ -39,16 +42,6 @@ def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, dict, float]:
             frames.append(env.render())
     frames.append(infos[0]["frame"])  # the last step's frame, rendered before the auto-reset
     return np.stack(frames), infos[0], online
-
-
-def scripted(env, seed: int, behaviour: str) -> tuple[np.ndarray, str]:
-    """The scripted robot's ``behaviour`` in the scene of ``seed``: as ``rollout``."""
-    steps = run_demonstrator("robot", env, seed, behaviour=behaviour, miss_prob=0.0, partial_prob=0.0, noise=0.05)
-    frames, info = [env.render()], {}
-    for step in steps:
-        frames.append(env.render())
-        info = step.info
-    return np.stack(frames), info.get("behaviour_performed", "none")
 
 
 def main() -> None:
