@@ -75,13 +75,24 @@ def first_pose(plan: list[np.ndarray], tipped: bool, start: int = 0) -> int:
     return next(i for i in range(start, len(plan)) if (plan[i][3] > 0) == tipped)
 
 
+def reset_for(env: PourEnv, seed: int, receptacle: str) -> None:
+    """Reset ``env`` to the scene of ``seed`` with the behaviour that pours into ``receptacle`` (its pour plans aim there)."""
+    behaviour = next(b for b in behaviours_of(env.cfg.scene) if BEHAVIOURS[b].receptacle == receptacle)
+    env.reset(seed=seed, options={"behaviour": behaviour})
+
+
+def followed(env: PourEnv, poses: list[np.ndarray]) -> tuple[np.ndarray, str]:
+    """``env`` (just reset) driven through the cup poses [x, y, z, tilt], the last held to the end: as ``filmed``."""
+    pose = lambda k: poses[min(k, len(poses) - 1)]
+    return filmed(env, lambda k: np.clip(env.action_for(pose(k)[:3], pose(k)[3]), -1, 1).astype(np.float32))
+
+
 def held_over(env: PourEnv, seed: int, receptacle: str, spill: bool = False) -> tuple[np.ndarray, str]:
     """The scripted robot's carry of the cup to its pour point over ``receptacle`` in the scene of ``seed``, the cup
     held there upright to the end (what a policy that learned the carry but not the pour does); with ``spill``, first
     poured out onto the table near the start (a policy that learned that the cup must end empty and over the
     receptacle, not that the liquid must go into it): as ``filmed``."""
-    holder = next(b for b in behaviours_of(env.cfg.scene) if BEHAVIOURS[b].receptacle == receptacle)
-    env.reset(seed=seed, options={"behaviour": holder})
+    reset_for(env, seed, receptacle)
     rng, start = np.random.default_rng([seed, 2]), env.target_center.copy()
     carry = pour_plan(env, rng, start, partial=False)
     poses = carry[: first_pose(carry, tipped=True)]  # lift, carry, to above the receptacle
@@ -89,23 +100,19 @@ def held_over(env: PourEnv, seed: int, receptacle: str, spill: bool = False) -> 
         short = pour_plan(env, rng, start, partial=False, miss="short")
         poured = short[: first_pose(short, tipped=False, start=first_pose(short, tipped=True))]  # to the spill point, tipped, upright
         poses = poured + [poured[-1] + (poses[-1] - poured[-1]) * s for s in np.linspace(0, 1, 16)[1:]]
-    pose = lambda k: poses[min(k, len(poses) - 1)]  # the last pose held to the end
-    return filmed(env, lambda k: np.clip(env.action_for(pose(k)[:3], pose(k)[3]), -1, 1).astype(np.float32))
+    return followed(env, poses)
 
 
 def poured_past(env: PourEnv, seed: int, receptacle: str) -> tuple[np.ndarray, str]:
     """The scripted robot's full pour from ``PAST_SHIFT`` beyond its pour point over ``receptacle`` (toward the
     cameras: the particles land on the table just past the receptacle, in the agent's view in front of it), the cup
     held there tipped to the end: the near-pour PPO found on the family's learned reward. As ``filmed``."""
-    holder = next(b for b in behaviours_of(env.cfg.scene) if BEHAVIOURS[b].receptacle == receptacle)
-    env.reset(seed=seed, options={"behaviour": holder})
+    reset_for(env, seed, receptacle)
     plan = pour_plan(env, np.random.default_rng([seed, 3]), env.target_center.copy(), partial=False)
     angle = max(p[3] for p in plan)
     held = max(i for i, p in enumerate(plan) if p[3] == angle)  # the end of the pour's hold
     shift = np.array([env.world.receptacles[receptacle][1] + PAST_SHIFT, 0.0, 0.0, 0.0])
-    poses = [p + shift for p in plan[: held + 1]]  # lift, carry, tip, hold; then held there tipped to the end
-    pose = lambda k: poses[min(k, len(poses) - 1)]
-    return filmed(env, lambda k: np.clip(env.action_for(pose(k)[:3], pose(k)[3]), -1, 1).astype(np.float32))
+    return followed(env, [p + shift for p in plan[: held + 1]])  # lift, carry, tip, hold; then held there tipped
 
 
 def performances(env: PourEnv, seed: int, behaviours: list[str]) -> dict[str, tuple[np.ndarray, str]]:

@@ -37,10 +37,8 @@ def rollout(venv, model, env, seed: int) -> tuple[np.ndarray, dict, float]:
     while not done:
         action, _ = model.predict(obs, deterministic=True)
         obs, _, dones, infos = venv.step(action)
+        frames.append(infos[0]["frame"])  # the frame the reward scored, rendered before any auto-reset
         done, online = dones[0], online + infos[0]["learned_reward"]
-        if not done:
-            frames.append(env.render())
-    frames.append(infos[0]["frame"])  # the last step's frame, rendered before the auto-reset
     return np.stack(frames), infos[0], online
 
 

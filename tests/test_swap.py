@@ -109,3 +109,15 @@ def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_after_a_spill
         beyond = env.world.particle_positions()[:, 0] - pos[0]  # the pour is past the receptacle, on the cameras' side
         assert radius < np.median(beyond) < radius + 0.12 and m.cup_center[0] > env.world.pour_point(receptacle)[0]
     env.close()
+
+
+def test_the_swap_test_refuses_a_row_the_scene_does_not_have_before_writing(tmp_path):
+    from tcn_robot.config import save_config
+
+    pipe = tmp_path / "pipe"
+    pipe.mkdir()
+    save_config(load_config("family"), pipe)
+    done = subprocess.run([sys.executable, str(SWAP), "--out", str(tmp_path / "swap"), "--pipeline", str(pipe),
+                           "--row", "jar", "--row", "pour"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--row pour" in done.stderr and "bowl, jar, half" in done.stderr
+    assert not (tmp_path / "swap").exists()
