@@ -132,8 +132,7 @@ def test_a_config_includes_another_and_overrides_it(tmp_path, capsys):
     fam = load_config("family")
     quick = load_config(None, ["env.scene=bowl_jar", "env.action_axes=[x,y,z,tilt]", "env.y_limits=[-0.2,0.2]",
                                "env.table_friction=5.0", "env.table_rolling_friction=0.3", "record.episodes=180",
-                               "record.behaviours=bowl=1,jar=1,half=1", "record.heldout_episodes=30",
-                               "rl.ppo.use_sde=false", "rl.ppo.log_std_init=0"])
+                               "record.behaviours=bowl=1,jar=1,half=1", "record.heldout_episodes=30"])
     assert [c.yaw for c in fam.env.cameras] == [(80.0, 100.0), (60.0, 80.0), (100.0, 120.0)]  # its own rig
     quick.env.cameras = fam.env.cameras
     assert OmegaConf.structured(fam) == OmegaConf.structured(quick)  # family.yaml: the quickstart and its differences
