@@ -63,6 +63,12 @@ def run(argv: list[str], log: Path) -> float:
     return time.perf_counter() - started
 
 
+def resuming(folder: Path) -> list[str]:
+    """``["--resume"]`` where a run was started in ``folder`` (it saved its config; ``--resume`` starts one
+    stopped before its first checkpoint again from 0), else ``[]``."""
+    return ["--resume"] if (folder / "config.yaml").is_file() else []
+
+
 def resample_demo(src: Path, dst: Path, pace: float) -> Path:
     """The demo ``src`` played ``pace`` times as fast (frame k of the copy is frame round(k * pace) of
     the original, to its end), written as the episode ``dst`` beside its states' resampled rows."""
@@ -152,7 +158,7 @@ def rl_mode(args) -> dict:
                     rl = args.out / f"{name}_x{pace}" / f"{folder.name}_r{s}"
                     if not (rl / "metrics.json").is_file():
                         run(["train-rl", "--config", str(folder / "config.yaml"), "--out", str(rl),
-                             *(["--resume"] if (rl / "checkpoints" / "last.zip").is_file() else []),
+                             *resuming(rl),
                              "--encoder", str(folder / "tcn" / "checkpoints" / "best.pt"), "--demo", str(demo),
                              "--seed", str(s), *(["--demo-view", str(args.demo_view)] if args.demo_view is not None else []),
                              *shlex.split(overrides)], args.out / f"{rl.parent.name}_{rl.name}.log")

@@ -9,7 +9,10 @@ episodes; envs/behaviours.py), each cell the mean share over seeds with its 95% 
 - ``learned``: the pipeline's reward (rl.reward of its config) against the demo;
 - ``goal``: XIRL's goal distance against the same demo;
 - ``blind``: the pipeline's reward against the demo of *another* behaviour (the next one in order), a control that
-  shows what the demo contributes: its matrix must have no diagonal.
+  shows what the demo contributes: its matrix must have no diagonal. A run against another behaviour's demo is that
+  behaviour's ``learned`` run (same demo, arrangement, reward and seed; the behaviour the env scores plays no part in
+  training or in the behaviour performed), so this arm reads those runs back (or trains them into ``learned/``) and
+  files each under the behaviour the robot was meant to perform.
 
 ``--arrangement demo`` films the robot in its demo's arrangement (``env.bowl_side``: the bowl on the side it stood in
 the demo, the rest of the scene drawn at every reset) and takes by default every behaviour's first successful demo
@@ -38,7 +41,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reward_choice import bowl_side  # noqa: E402
-from seeds import run, seeds  # noqa: E402
+from seeds import resuming, run, seeds  # noqa: E402
 
 from tcn_robot import UserError  # noqa: E402
 from tcn_robot.config import load_config  # noqa: E402
@@ -57,7 +60,7 @@ def train(pipeline: Path, out: Path, demo: Path, behaviour: str, seed: int, rewa
     if not (out / "metrics.json").is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         run(["train-rl", "--config", str(pipeline / "config.yaml"), "--out", str(out),
-             *(["--resume"] if (out / "checkpoints" / "last.zip").is_file() else []),
+             *resuming(out),
              "--encoder", str(pipeline / "tcn" / "checkpoints" / "best.pt"), "--demo", str(demo), "--reward", reward,
              "--seed", str(seed), *(["--steps", str(steps)] if steps else []), f"env.behaviour={behaviour}", *overrides],
             out.parent / f"{out.name}.log")
@@ -75,12 +78,12 @@ def matrix(shares: dict[str, list[np.ndarray]], columns: list[str]) -> dict:
 
 
 def strips(images: dict[str, Path], path: Path, title: str) -> None:
-    """The replay strips (demo above, policy below) of each demonstrated behaviour, stacked."""
+    """The replay strips (demo above, policy below) of each row, stacked, titled by ``images``' keys."""
     fig, axes = plt.subplots(len(images), 1, figsize=(11, 3.2 * len(images)), squeeze=False)
-    for ax, (shown, png) in zip(axes[:, 0], images.items()):
+    for ax, (row, png) in zip(axes[:, 0], images.items()):
         ax.imshow(mpimg.imread(png))
         ax.set_axis_off()
-        ax.set_title(f"demonstrated: {shown}", fontsize=11, loc="left")
+        ax.set_title(row, fontsize=11, loc="left")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -139,26 +142,28 @@ def main() -> None:
             if shown not in rows:
                 continue
             given = behaviours[(k + 1) % len(behaviours)] if arm == "blind" else shown
+            runs = args.out / ("learned" if arm == "blind" else arm)
             scene = [f"env.bowl_side={sides[given]}"] if sides else []
             shares[shown] = []
             for s in seeds(args.seeds):
-                folder = args.out / arm / f"{shown}_s{s}"
-                final = train(args.pipeline, folder, demos[given], shown, s, reward, args.steps, [*scene, *args.set])
+                final = train(args.pipeline, runs / f"{given}_s{s}", demos[given], given, s, reward, args.steps,
+                              [*scene, *args.set])
                 done = final["behaviour_performed"]
                 shares[shown].append(np.array([done.count(c) / len(done) for c in columns]))
-            first = args.out / arm / f"{shown}_s{seeds(args.seeds)[0]}"
+            first = runs / f"{given}_s{seeds(args.seeds)[0]}"
             replay = first.with_name(f"{first.name}_replay")
             if not (replay / "metrics.json").is_file():
                 run(["replay", "--run", str(first), "--out", str(replay), "--episodes", "1", "--overwrite"],
-                    args.out / arm / f"{replay.name}.log")
-            images[shown] = replay / "episode_0_strip.png"
+                    runs / f"{replay.name}.log")
+            images[f"to perform: {shown}, demo of: {given}" if arm == "blind" else f"demonstrated: {shown}"] = \
+                replay / "episode_0_strip.png"
         m = matrix(shares, columns)
         summary[arm] = {"reward": reward, **m}
         counts = np.array([m["rows"][b]["mean"] for b in rows])
         plots.confusion_matrix(counts, rows, columns, args.out / f"{arm}_confusion.png",
                                f"swap test, {arm} ({reward} reward), mean share over {len(seeds(args.seeds))} seeds",
                                "demonstrated", "performed", show_counts=False)
-        strips(images, args.out / f"{arm}_strips.png", f"swap test, {arm}: each demo (top) and its policy (bottom)")
+        strips(images, args.out / f"{arm}_strips.png", f"swap test, {arm}: each row's demo (top) and its policy (bottom)")
         print(f"\n{arm} ({reward} reward against {'another behaviour' if arm == 'blind' else 'the'} demo), "
               f"share of evaluation episodes, mean over seeds {seeds(args.seeds)} [95% CI]:")
         print("| demonstrated | " + " | ".join(columns) + " |")
