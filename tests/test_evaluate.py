@@ -257,3 +257,23 @@ def test_novel_data_figures_equal_those_of_evaluating_that_set_alone(tmp_path):
     report = (tmp_path / "e1" / "report.md").read_text()
     ratio = alone["alignment_error"] / both["alignment_error"]
     assert "## Cameras never trained on" in report and f"({ratio:.2f}x)" in report
+    # the same scenes by two rigs: each view of the other rig against this rig's agent view (view 0), by hand
+    import torch
+    from tcn_robot.config import ModelConfig
+    from tcn_robot.data.cache import FrameCache
+    from tcn_robot.data.episodes import Dataset
+    from tcn_robot.encoders import baseline_encoder
+
+    enc = baseline_encoder("pixels", ModelConfig(image_size=32), 0, torch.device("cpu"))
+    embed = lambda path: [np.stack([enc(np.ascontiguousarray(a[:, v])) for v in range(a.shape[1])])
+                          for a in FrameCache(Dataset.open(path), progress=False).arrays]
+
+    def naive(a, b):  # both directions of nearest-neighbour frame distance, as a share of the episode
+        d = ((a[:, None] - b[None]) ** 2).sum(-1)
+        t = np.arange(len(a))
+        return (np.abs(t - d.argmin(1)).mean() + np.abs(t - d.argmin(0)).mean()) / (2 * len(a))
+
+    mine, theirs = embed(data), embed(other)
+    assert both["agent_alignment_error"] == pytest.approx(np.mean([naive(e[0], e[1]) for e in mine]))
+    assert both["novel"]["far"]["agent_alignment_error"] == pytest.approx(
+        np.mean([naive(e[0], o[v]) for e, o in zip(mine, theirs) for v in range(2)]))

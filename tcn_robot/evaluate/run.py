@@ -105,13 +105,16 @@ class Evaluation:
         pick = np.random.default_rng(0).choice(len(every), min(count, len(every)), replace=False)
         return np.stack([self.cache.arrays[i][t, v] for i, t, v in (every[k] for k in sorted(pick))])
 
-    def embedding_figures(self, enc: Encoder) -> tuple[list[np.ndarray], dict]:
+    def embedding_figures(self, enc: Encoder, agent: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], dict]:
         """The embeddings (V, T, D) of every episode, and the figures of the embedding alone: alignment
-        error, attribute classification, Kendall's tau and cycle consistency."""
+        error, attribute classification, Kendall's tau and cycle consistency. ``agent``: each episode's
+        agent-view embeddings (T, D) of the same scenes filmed by the training rig (``agent_view``), for
+        the alignment error of every view of this set against them."""
         embs = [_embed(enc, a) for a in self.cache.arrays]
         m: dict = {}
         if self.views >= 2:
             m["alignment_error"] = float(np.mean([alignment_error(e[: self.views]) for e in embs]))
+        m.update(self._agent_alignment(embs, agent))
         twins = [embodiment_alignment_error(e, mt["view_embodiments"]) for e, mt in zip(embs, self.metas) if "view_embodiments" in mt]
         if any(x is not None for x in twins):  # paired episodes: the human and the robot filmed at once
             m["embodiment_alignment_error"] = float(np.mean([x for x in twins if x is not None]))
@@ -135,6 +138,32 @@ class Evaluation:
                 retrieval["confusion"], retrieval["classes"], retrieval["classes"], folder / "behaviour_retrieval.png",
                 f"{enc.name}: nearest episode by embedding", "episode's behaviour", "nearest episode's behaviour")
         return m
+
+    def agent_embeddings(self, enc: Encoder) -> list[np.ndarray]:
+        """Each episode's agent-view embedding (T, D)."""
+        v = self.cfg.agent_view
+        return [_embed(enc, a[:, v: v + 1])[0] for a in self.cache.arrays]
+
+    def same_scenes(self, other: "Evaluation") -> bool:
+        """Whether ``other`` holds this set's episodes (names, frame counts, states) filmed by other cameras."""
+        if [ep.name for ep in self.cache.episodes] != [ep.name for ep in other.cache.episodes]:
+            return False
+        return all(a is not None and b is not None and a["cup_position"].shape == b["cup_position"].shape
+                   and np.array_equal(a["cup_position"], b["cup_position"]) for a, b in zip(self.states, other.states))
+
+    def _agent_alignment(self, embs: list[np.ndarray], agent: list[np.ndarray] | None) -> dict:
+        """``agent_alignment_error``: the alignment error of two views (``alignment_error``) between each view and
+        the agent's view of the same scene, the pair a demo filmed by another camera and the robot's camera make
+        (Sec. V-A's figure restricted to the agent's pairs). Without ``agent``: this set's other views against its
+        own agent view; with it: every view of this set against the training rig's agent view."""
+        if agent is None:
+            if self.views < 2:
+                return {}
+            v0 = self.cfg.agent_view
+            pairs = [(e[v0], e[v]) for e in embs for v in range(self.views) if v != v0]
+        else:
+            pairs = [(a, e[v]) for a, e in zip(agent, embs) for v in range(self.views)]
+        return {"agent_alignment_error": float(np.mean([alignment_error(np.stack(p)) for p in pairs]))}
 
     # --------------------------------------------------------------- behaviours
     def _behaviour_retrieval(self, embs: list[np.ndarray]) -> dict:
@@ -317,6 +346,7 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
         ev = Evaluation(cfg, data, cache_dir)
         others = {n: Evaluation(cfg, p, None if cache_dir is None else Path(cache_dir) / f"novel-{k}", demo=False)
                   for k, (n, p) in enumerate(novel)}
+    same = {n: ev.same_scenes(other) for n, other in others.items()}  # the agent-view pairs need the same scenes
     reference = ev.reference_frames() if "random-features" in baselines else None
     encoders += [baseline_encoder(b, cfg.model, cfg.train.seed, device, reference=reference) for b in baselines]
     names = [enc.name for enc in encoders]
@@ -328,14 +358,17 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
     for enc, folder in tqdm(list(zip(encoders, plot_folders(names))), desc="evaluate", unit="encoder"):
         results[enc.name] = ev.run(enc, out / folder)
         if others:
-            results[enc.name]["novel"] = {n: other.embedding_figures(enc)[1] for n, other in others.items()}
+            agent = ev.agent_embeddings(enc) if any(same.values()) else None
+            results[enc.name]["novel"] = {n: other.embedding_figures(enc, agent if same[n] else None)[1]
+                                          for n, other in others.items()}
     write_json(out / runs.METRICS, {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
                                       "encoders": results})
     atomic_write_text(out / runs.REPORT, report(results, ev, data))
     return results
 
 
-NOVEL_FIGURES = (("alignment_error", True), ("kendall_tau_same_view", False), ("kendall_tau_cross_view", False),
+NOVEL_FIGURES = (("alignment_error", True), ("agent_alignment_error", True), ("kendall_tau_same_view", False),
+                 ("kendall_tau_cross_view", False),
                  ("classification_error_same_view", True), ("classification_error_cross_view", True))
 
 
@@ -421,7 +454,10 @@ def report(results: dict, ev: Evaluation, data) -> str:
             novel.append(f"| {name} | {set_name} | " + " | ".join(cells) + " |")
     if novel:
         novel = ["## Cameras never trained on", "",
-                 "Each figure on the held-out data above / on each set filmed by other cameras (its ratio to the first).", "",
+                 "Each figure on the held-out data above / on each set filmed by other cameras (its ratio to the first). "
+                 "agent_alignment_error: each view against the agent's view of the same scene (above: the rig's other "
+                 "views; a set of the same scenes: each of its views against the rig's agent view, else against its own "
+                 "agent view), the pair a demo from another camera makes with the robot's.", "",
                  "| encoder | set | " + " | ".join(k for k, _ in NOVEL_FIGURES) + " |",
                  "| --- | --- |" + " ---: |" * len(NOVEL_FIGURES), *novel, ""]
     figs = []
