@@ -251,3 +251,17 @@ def test_a_hand_held_camera_drifts_smoothly_within_its_limits_and_draws_nothing_
         held.step(np.zeros(3, np.float32))
     moved = held.world.camera_now(1)
     assert moved != held.world.cameras[1] and moved == held.world.camera_now(1)  # the same instant renders the same
+
+
+@pytest.mark.parametrize("rig", ["quickstart", "wide_rig"])
+def test_novel_rig_cameras_lie_outside_every_training_camera_range_on_every_axis(rig):
+    """configs/novel_rig.yaml films from placements no training camera of ``rig`` can take: each of its cameras'
+    yaw, pitch, distance and field-of-view ranges is disjoint from the same range of every camera ``rig`` records."""
+    cfg = load_config(rig)
+    trained = cfg.env.cameras[: cfg.record.views]
+    assert len(trained) == cfg.record.views
+    for cam in load_config("novel_rig").env.cameras:
+        for t in trained:
+            for axis in ("yaw", "pitch", "distance", "fov"):
+                (lo, hi), (tlo, thi) = getattr(cam, axis), getattr(t, axis)
+                assert hi < tlo or lo > thi, (rig, axis, getattr(cam, axis), getattr(t, axis))
