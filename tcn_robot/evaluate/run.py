@@ -122,8 +122,8 @@ class Evaluation:
         m.update(self._alignment_pairs(embs))
         return embs, m
 
-    def run(self, enc: Encoder, folder: Path) -> dict:
-        """Every figure of ``enc``; its plots go into ``folder``."""
+    def run(self, enc: Encoder, folder: Path) -> tuple[dict, list[np.ndarray]]:
+        """Every figure of ``enc``, and the embeddings (V, T, D) of every episode; its plots go into ``folder``."""
         embs, figures = self.embedding_figures(enc)
         demo = _embed(enc, self.demo_frames)
         names = [ep.name for ep in self.cache.episodes]
@@ -137,12 +137,7 @@ class Evaluation:
             m["plots"]["behaviour_retrieval"] = f"{folder.name}/" + plots.confusion_matrix(
                 retrieval["confusion"], retrieval["classes"], retrieval["classes"], folder / "behaviour_retrieval.png",
                 f"{enc.name}: nearest episode by embedding", "episode's behaviour", "nearest episode's behaviour")
-        return m
-
-    def agent_embeddings(self, enc: Encoder) -> list[np.ndarray]:
-        """Each episode's agent-view embedding (T, D)."""
-        v = self.cfg.agent_view
-        return [_embed(enc, a[:, v: v + 1])[0] for a in self.cache.arrays]
+        return m, embs
 
     def same_scenes(self, other: "Evaluation") -> bool:
         """Whether ``other`` holds this set's episodes (names, frame counts, states) filmed by other cameras."""
@@ -356,9 +351,9 @@ def evaluate(cfg: Config, data: str | Path, out: str | Path, checkpoints: list[s
     save_config(cfg, out)
     results = {}
     for enc, folder in tqdm(list(zip(encoders, plot_folders(names))), desc="evaluate", unit="encoder"):
-        results[enc.name] = ev.run(enc, out / folder)
+        results[enc.name], embs = ev.run(enc, out / folder)
         if others:
-            agent = ev.agent_embeddings(enc) if any(same.values()) else None
+            agent = [e[ev.cfg.agent_view] for e in embs]
             results[enc.name]["novel"] = {n: other.embedding_figures(enc, agent if same[n] else None)[1]
                                           for n, other in others.items()}
     write_json(out / runs.METRICS, {"data": str(Path(data).resolve()), "demo": ev.demo_name, "episodes": len(ev.cache),
