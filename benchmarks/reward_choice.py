@@ -15,8 +15,11 @@ other receptacle in the second.
         --checkpoint base=runs/fam/tcn/checkpoints/best.pt --scenes 10
 
 Prints per checkpoint the count of scenes in which each performance ranks first, per demo and arrangement, the
-share of all scenes in which the demo's behaviour does (the diagonal), and in the scenes arranged as the demo's the
-margin of the demo's behaviour over a pour just past its receptacle.
+share of all scenes in which the demo's behaviour does (the diagonal), in the scenes arranged as the demo's the
+margin of the demo's behaviour over a pour just past its receptacle, and for behaviours that pour into the same
+receptacle (``bowl`` and ``half``: only the amount tells them apart) how far apart their last frames embed, as a
+share of a pour's course (the cosine distance between the two performances' last frames over that between the
+first's first and last frames, in the same scene): what a reward read from the embedding can see of the amount.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ from tcn_robot.encoders import checkpoint_encoder
 from tcn_robot.envs import PourEnv, run_demonstrator
 from tcn_robot.envs.behaviours import BEHAVIOURS, SCENES, behaviours_of
 from tcn_robot.envs.demonstrators import pour_plan
-from tcn_robot.reward import LEARNED, episode_rewards
+from tcn_robot.reward import LEARNED, cosine_distances, episode_rewards
 
 STILL = "still"
 UPRIGHT, SPILLED = "upright {}", "spilled, {}"  # the cup held upright over a receptacle, full or after a spill
@@ -155,6 +158,9 @@ def main() -> None:
     columns = behaviours + [name.format(r) for name in (UPRIGHT, SPILLED, PAST) for r in SCENES[cfg.env.scene]] + [STILL]
     first = {(e.name, b, a): np.zeros(len(columns), int) for e in encoders for b in behaviours for a in ("as the demo", "mirrored")}
     returns = {(e.name, b): [] for e in encoders for b in behaviours}  # per scene, the returns of every column
+    same_receptacle = [(a, b) for i, a in enumerate(behaviours) for b in behaviours[i + 1:]
+                       if BEHAVIOURS[a].receptacle == BEHAVIOURS[b].receptacle]
+    end_apart = {(e.name, a, b): [] for e in encoders for a, b in same_receptacle}  # per scene, share of a's course
     wrong, scene_sides = 0, []
     for k in tqdm(range(args.scenes), desc="scenes", unit="scene"):
         seed = FIRST_SCENE + k
@@ -164,6 +170,9 @@ def main() -> None:
         wrong += sum(done != (c if c in behaviours else "none") for c, (_, done) in played.items())
         for e in encoders:
             embs = {c: e(frames) for c, (frames, _) in played.items()}
+            for a, b in same_receptacle:
+                course = cosine_distances(embs[a][:1], embs[a][-1:])[0, 0]
+                end_apart[e.name, a, b].append(cosine_distances(embs[a][-1:], embs[b][-1:])[0, 0] / course)
             for b in behaviours:
                 r = np.array([episode_rewards(reward, embs[c], demo_emb[e.name, b], cfg.reward).sum() for c in columns])
                 returns[e.name, b].append(r)
@@ -197,6 +206,13 @@ def main() -> None:
             own, near = (np.array([r[columns.index(c)] for r in same]) for c in (b, PAST.format(BEHAVIOURS[b].receptacle)))
             print(f"| {e.name} | {b} | {own.mean():.3f} | {near.mean():.3f} | {own.mean() - near.mean():.3f} "
                   f"| {int((near > own).sum())} of {len(same)} |")
+    if same_receptacle:
+        print("\nBehaviours that pour into the same receptacle: the distance between their last frames' embeddings as a"
+              " share of the first one's course (its first to its last frame), mean over scenes [min, max]\n")
+        print("| embedding | behaviours | end states apart |")
+        print("| --- | --- | ---: |")
+        for (name, a, b), x in end_apart.items():
+            print(f"| {name} | {a} / {b} | {np.mean(x):.3f} [{np.min(x):.3f}, {np.max(x):.3f}] |")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from tcn_robot.data.record import record_dataset
 from tcn_robot.envs import make_pour_config
 from tcn_robot.evaluate.metrics import (alignment_error, alignment_tau, classification_error, cycle_consistency,
                                         embodiment_alignment_error,
-                                        kendall_tau, linear_probe_error, spearman)
+                                        kendall_tau, linear_probe_error, spearman, view_alignment_errors)
 from tcn_robot.config import RewardConfig
 from tcn_robot.reward import demo_index, episode_tcn_rewards, tcn_reward
 
@@ -36,6 +36,16 @@ def test_embodiment_alignment_pairs_each_human_view_with_the_robot_view_of_its_c
     assert alignment_error(e[[0, 3]]) > 0.4
     assert embodiment_alignment_error(e[[0, 1, 3, 2]], ["human", "human", "robot", "robot"]) > 0.4
     assert embodiment_alignment_error(e, ["human"] * 4) is None and embodiment_alignment_error(e, ["robot"] * 4) is None
+
+
+def test_alignment_error_by_view_names_the_camera_whose_frames_are_out_of_order():
+    t = np.linspace(0, np.pi, 40)
+    curve = np.stack([np.cos(t), np.sin(t)], 1)
+    e = np.stack([curve, curve, curve[np.random.default_rng(0).permutation(40)]])
+    one_way = lambda a, b: np.abs(np.arange(40) - ((a[:, None] - b[None]) ** 2).sum(-1).argmin(1)).mean() / 40
+    by_view = view_alignment_errors(e)
+    assert by_view == pytest.approx([np.mean([one_way(e[i], e[j]) for j in range(3) if j != i]) for i in range(3)])
+    assert by_view[0] == by_view[1] < by_view[2] and np.mean(by_view) == pytest.approx(alignment_error(e))
 
 
 def test_constant_embedding_gives_chance_alignment_error():
@@ -257,6 +267,12 @@ def test_novel_data_figures_equal_those_of_evaluating_that_set_alone(tmp_path):
     report = (tmp_path / "e1" / "report.md").read_text()
     ratio = alone["alignment_error"] / both["alignment_error"]
     assert "## Cameras never trained on" in report and f"({ratio:.2f}x)" in report
+    # by camera: each view against the other (two views: one pair each way), their mean the alignment error
+    for figures in (both, both["novel"]["far"]):
+        assert len(figures["alignment_error_by_view"]) == 2
+        assert np.mean(figures["alignment_error_by_view"]) == pytest.approx(figures["alignment_error"])
+    row = f"| pixels 16x16 | far | {100 * both['novel']['far']['alignment_error_by_view'][0]:.1f} / "
+    assert row in report
     # the same scenes by two rigs: each view of the other rig against this rig's agent view (view 0), by hand
     import torch
     from tcn_robot.config import ModelConfig
@@ -274,6 +290,8 @@ def test_novel_data_figures_equal_those_of_evaluating_that_set_alone(tmp_path):
         return (np.abs(t - d.argmin(1)).mean() + np.abs(t - d.argmin(0)).mean()) / (2 * len(a))
 
     mine, theirs = embed(data), embed(other)
+    one_way = lambda a, b: np.abs(np.arange(len(a)) - ((a[:, None] - b[None]) ** 2).sum(-1).argmin(1)).mean() / len(a)
+    assert both["alignment_error_by_view"] == pytest.approx([np.mean([one_way(e[v], e[1 - v]) for e in mine]) for v in range(2)])
     assert both["agent_alignment_error"] == pytest.approx(np.mean([naive(e[0], e[1]) for e in mine]))
     assert both["novel"]["far"]["agent_alignment_error"] == pytest.approx(
         np.mean([naive(e[0], o[v]) for e, o in zip(mine, theirs) for v in range(2)]))

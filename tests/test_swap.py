@@ -101,6 +101,8 @@ def test_the_reward_choice_counts_each_demos_scenes_by_arrangement(tiny_family):
             if r[2].strip() in ("as the demo", "mirrored")]
     for b in demos:  # each demo's two scenes, each counted once, as the demo's arrangement or mirrored
         assert sum(int(c) for r in rows if r[1].strip() == b for c in r[3:]) == 2
+    apart = [line for line in out.splitlines() if line.startswith("| tiny | bowl / half |")]  # the one pair sharing a receptacle
+    assert len(apart) == 1 and float(apart[0].split("|")[3].split()[0]) >= 0.0
 
 
 def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_after_a_spill_or_tipped_past_it():

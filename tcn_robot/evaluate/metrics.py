@@ -18,18 +18,20 @@ def alignment_error(embeddings) -> float:
     of view i, the nearest neighbour t_nn among the frames of view j; the mean of
     ``|t - t_nn| / T`` over frames and pairs. 0 is perfect alignment.
     """
+    return float(np.mean(view_alignment_errors(embeddings)))
+
+
+def view_alignment_errors(embeddings) -> list[float]:
+    """``alignment_error`` by camera: for each view i of ``embeddings`` (V, T, D), the mean of ``|t - t_nn| / T``
+    over its frames t and every other view j (t_nn: the nearest frame of view j). Their mean is ``alignment_error``;
+    apart, they say which camera of a rig the embedding fails on."""
     e = _as_tensor(embeddings)
     v, t, _ = e.shape
     if v < 2:
         raise ValueError("alignment error needs at least two views")
     idx = torch.arange(t, dtype=torch.float64)
-    errs = []
-    for i in range(v):
-        for j in range(v):
-            if i != j:
-                nn_idx = torch.cdist(e[i], e[j]).argmin(1).double()
-                errs.append((idx - nn_idx).abs().mean() / t)
-    return float(torch.stack(errs).mean())
+    return [float(torch.stack([(idx - torch.cdist(e[i], e[j]).argmin(1).double()).abs().mean() / t
+                               for j in range(v) if j != i]).mean()) for i in range(v)]
 
 
 def embodiment_alignment_error(embeddings, view_embodiments: list[str]) -> float | None:

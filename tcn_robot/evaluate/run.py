@@ -32,7 +32,7 @@ from ..reward import LEARNED, episode_rewards, episode_tcn_rewards
 from . import plots
 from .probes import PROBES, Probe, probe_ranking, run_probes
 from .metrics import (alignment_error, alignment_tau, behaviour_retrieval, classification_error, cycle_consistency,
-                      embodiment_alignment_error, kendall_tau, linear_probe_error, spearman)
+                      embodiment_alignment_error, kendall_tau, linear_probe_error, spearman, view_alignment_errors)
 
 
 def _embed(enc: Encoder, frames: np.ndarray) -> np.ndarray:
@@ -113,7 +113,8 @@ class Evaluation:
         embs = [_embed(enc, a) for a in self.cache.arrays]
         m: dict = {}
         if self.views >= 2:
-            m["alignment_error"] = float(np.mean([alignment_error(e[: self.views]) for e in embs]))
+            by_view = np.mean([view_alignment_errors(e[: self.views]) for e in embs], 0)
+            m["alignment_error"], m["alignment_error_by_view"] = float(by_view.mean()), by_view.tolist()
         m.update(self._agent_alignment(embs, agent))
         twins = [embodiment_alignment_error(e, mt["view_embodiments"]) for e, mt in zip(embs, self.metas) if "view_embodiments" in mt]
         if any(x is not None for x in twins):  # paired episodes: the human and the robot filmed at once
@@ -447,6 +448,9 @@ def report(results: dict, ev: Evaluation, data) -> str:
                 ratio = f" ({b / a:.2f}x)" if a and b is not None else ""
                 cells.append(f"{_f(a, pct)} / {_f(b, pct)}{ratio}")
             novel.append(f"| {name} | {set_name} | " + " | ".join(cells) + " |")
+    by_camera = [f"| {name} | {set_name} | " + " / ".join(_f(x) for x in figures["alignment_error_by_view"]) + " |"
+                 for name, m in results.items() if "novel" in m
+                 for set_name, figures in [("held-out data", m), *m["novel"].items()] if "alignment_error_by_view" in figures]
     if novel:
         novel = ["## Cameras never trained on", "",
                  "Each figure on the held-out data above / on each set filmed by other cameras (its ratio to the first). "
@@ -454,7 +458,10 @@ def report(results: dict, ev: Evaluation, data) -> str:
                  "views; a set of the same scenes: each of its views against the rig's agent view, else against its own "
                  "agent view), the pair a demo from another camera makes with the robot's.", "",
                  "| encoder | set | " + " | ".join(k for k, _ in NOVEL_FIGURES) + " |",
-                 "| --- | --- |" + " ---: |" * len(NOVEL_FIGURES), *novel, ""]
+                 "| --- | --- |" + " ---: |" * len(NOVEL_FIGURES), *novel, "",
+                 "Alignment error by camera, %: each view's frames against every other view of its set (their mean is "
+                 "alignment_error), in view order: which camera the embedding fails on.", "",
+                 "| encoder | set | view 0 / view 1 / ... |", "| --- | --- | --- |", *by_camera, ""]
     figs = []
     for name, m in results.items():
         links = " · ".join(f"[{k}]({v})" for k, v in m["plots"].items())
