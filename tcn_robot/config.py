@@ -33,7 +33,6 @@ class ModelConfig:
     head_channels: int = 64  # channels of the head's two convolutions (keypoints = this many)
     presence: bool = False  # also give the head's FC each channel's spatial maximum: what is in the picture, beside
                             # where (the soft-argmax keeps only where); off is the TCN paper's head
-    amount: bool = False  # also give it each channel's spatial mean: how much of the picture a feature covers
     hidden: int = 256  # width of the fully connected layer
     embedding_dim: int = 32
     normalize: bool = True  # L2-normalize the embedding

@@ -117,17 +117,15 @@ class TCNHead(nn.Module):
 
     With ``presence`` the FC also reads each channel's spatial maximum (B, C) after its 2C keypoint
     coordinates: the soft-argmax normalizes a channel over the image, so it says where a feature is
-    but not whether (or how strongly) it is there. With ``amount`` it reads each channel's spatial mean
-    (B, C) after those: how much of the picture a feature covers (the liquid in a receptacle), which
-    neither a position nor a maximum measures.
+    but not whether (or how strongly) it is there.
     """
 
-    def __init__(self, cin: int, channels: int, hidden: int, dim: int, presence: bool = False, amount: bool = False) -> None:
+    def __init__(self, cin: int, channels: int, hidden: int, dim: int, presence: bool = False) -> None:
         super().__init__()
         self.convs = nn.Sequential(conv_bn(cin, channels), conv_bn(channels, channels))
         self.keypoints = SpatialSoftArgmax()
-        self.presence, self.amount = presence, amount
-        fc_in = (2 + presence + amount) * channels
+        self.presence = presence
+        fc_in = (3 if presence else 2) * channels
         self.fc = nn.Sequential(nn.Linear(fc_in, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -135,8 +133,6 @@ class TCNHead(nn.Module):
         x = self.keypoints(maps)
         if self.presence:
             x = torch.cat([x, maps.float().amax((2, 3))], 1)
-        if self.amount:
-            x = torch.cat([x, maps.float().mean((2, 3))], 1)
         return self.fc(x)
 
 
@@ -161,7 +157,7 @@ class EmbeddingNet(nn.Module):
                 self.encoder.load_pretrained(cfg.pretrained)
         else:
             raise UserError(f"model.encoder must be 'small' or 'resnet18', got {cfg.encoder!r}")
-        self.head = TCNHead(self.encoder.out_channels, cfg.head_channels, cfg.hidden, cfg.embedding_dim, cfg.presence, cfg.amount)
+        self.head = TCNHead(self.encoder.out_channels, cfg.head_channels, cfg.hidden, cfg.embedding_dim, cfg.presence)
         if cfg.context > 1:
             self.temporal = nn.Conv1d(cfg.embedding_dim, cfg.embedding_dim, kernel_size=cfg.context)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

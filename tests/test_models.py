@@ -1,6 +1,5 @@
 """The TCN head (tcn_robot/models.py): the spatial soft-argmax against a naive per-pixel sum, and the
-presence and amount options against their definitions and on what they add (whether a feature is there and how much
-of the picture it covers, not only where)."""
+presence option against its definition and on what it adds (whether a feature is there, not only where)."""
 import math
 
 import torch
@@ -53,19 +52,3 @@ def test_presence_is_off_by_default_and_changes_only_the_fc_input():
     assert present.head.fc[0].in_features == 24
     frames = torch.randint(0, 255, (4, 16, 16, 3), dtype=torch.uint8)
     assert present.eval().embed(frames).shape == (4, 6)
-
-
-def test_amount_feeds_each_channels_mean_after_its_position_and_maximum():
-    torch.manual_seed(0)
-    head = TCNHead(4, 3, 8, 5, presence=True, amount=True).eval()
-    features = torch.randn(2, 4, 6, 6)
-    maps = head.convs(features)
-    mean = torch.stack([torch.stack([maps[i, k].sum() / maps[i, k].numel() for k in range(3)]) for i in range(2)])
-    expected = head.fc(torch.cat([naive_soft_argmax(maps, 1.0), maps.amax((2, 3)), mean], 1))
-    assert torch.allclose(head(features), expected, atol=1e-5)
-    # what position and maximum both drop: a blob twice as large around the same centre, at the same height
-    layer, small, large = SpatialSoftArgmax(), torch.zeros(1, 1, 9, 9), torch.zeros(1, 1, 9, 9)
-    small[0, 0, 4, 4] = large[0, 0, 3:6, 3:6] = 20.0
-    assert torch.allclose(layer(small), layer(large), atol=1e-6) and small.amax() == large.amax()
-    assert large.mean() == 9 * small.mean()
-    assert EmbeddingNet(ModelConfig(image_size=16, width=8, head_channels=8, hidden=16, embedding_dim=6, amount=True)).head.fc[0].in_features == 24
