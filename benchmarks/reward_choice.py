@@ -62,6 +62,12 @@ def filmed(env: PourEnv, actions) -> tuple[np.ndarray, str]:
     return np.stack(frames), info["behaviour_performed"]
 
 
+def end_states_apart(first: np.ndarray, second: np.ndarray) -> float:
+    """How far apart the last frames of two performances' embeddings (T + 1, D) lie, as a share of the first one's
+    course: the cosine distance between their last frames over that between the first's first and last frames."""
+    return float(cosine_distances(first[-1:], second[-1:])[0, 0] / cosine_distances(first[:1], first[-1:])[0, 0])
+
+
 def scripted(env: PourEnv, seed: int, behaviour: str) -> tuple[np.ndarray, str]:
     """The scripted robot performing ``behaviour`` in the scene of ``seed`` (no misses, little action noise): as
     ``filmed``."""
@@ -171,8 +177,7 @@ def main() -> None:
         for e in encoders:
             embs = {c: e(frames) for c, (frames, _) in played.items()}
             for a, b in same_receptacle:
-                course = cosine_distances(embs[a][:1], embs[a][-1:])[0, 0]
-                end_apart[e.name, a, b].append(cosine_distances(embs[a][-1:], embs[b][-1:])[0, 0] / course)
+                end_apart[e.name, a, b].append(end_states_apart(embs[a], embs[b]))
             for b in behaviours:
                 r = np.array([episode_rewards(reward, embs[c], demo_emb[e.name, b], cfg.reward).sum() for c in columns])
                 returns[e.name, b].append(r)

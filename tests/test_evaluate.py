@@ -38,11 +38,15 @@ def test_embodiment_alignment_pairs_each_human_view_with_the_robot_view_of_its_c
     assert embodiment_alignment_error(e, ["human"] * 4) is None and embodiment_alignment_error(e, ["robot"] * 4) is None
 
 
+def one_way(a, b) -> float:
+    """Mean |t - t_nn| / T of the frames of ``a`` (T, D), t_nn the nearest frame of ``b``, by brute force."""
+    return float(np.abs(np.arange(len(a)) - ((a[:, None] - b[None]) ** 2).sum(-1).argmin(1)).mean() / len(a))
+
+
 def test_alignment_error_by_view_names_the_camera_whose_frames_are_out_of_order():
     t = np.linspace(0, np.pi, 40)
     curve = np.stack([np.cos(t), np.sin(t)], 1)
     e = np.stack([curve, curve, curve[np.random.default_rng(0).permutation(40)]])
-    one_way = lambda a, b: np.abs(np.arange(40) - ((a[:, None] - b[None]) ** 2).sum(-1).argmin(1)).mean() / 40
     by_view = view_alignment_errors(e)
     assert by_view == pytest.approx([np.mean([one_way(e[i], e[j]) for j in range(3) if j != i]) for i in range(3)])
     assert by_view[0] == by_view[1] < by_view[2] and np.mean(by_view) == pytest.approx(alignment_error(e))
@@ -284,13 +288,9 @@ def test_novel_data_figures_equal_those_of_evaluating_that_set_alone(tmp_path):
     embed = lambda path: [np.stack([enc(np.ascontiguousarray(a[:, v])) for v in range(a.shape[1])])
                           for a in FrameCache(Dataset.open(path), progress=False).arrays]
 
-    def naive(a, b):  # both directions of nearest-neighbour frame distance, as a share of the episode
-        d = ((a[:, None] - b[None]) ** 2).sum(-1)
-        t = np.arange(len(a))
-        return (np.abs(t - d.argmin(1)).mean() + np.abs(t - d.argmin(0)).mean()) / (2 * len(a))
+    naive = lambda a, b: (one_way(a, b) + one_way(b, a)) / 2  # both directions, as a share of the episode
 
     mine, theirs = embed(data), embed(other)
-    one_way = lambda a, b: np.abs(np.arange(len(a)) - ((a[:, None] - b[None]) ** 2).sum(-1).argmin(1)).mean() / len(a)
     assert both["alignment_error_by_view"] == pytest.approx([np.mean([one_way(e[v], e[1 - v]) for e in mine]) for v in range(2)])
     assert both["agent_alignment_error"] == pytest.approx(np.mean([naive(e[0], e[1]) for e in mine]))
     assert both["novel"]["far"]["agent_alignment_error"] == pytest.approx(

@@ -102,7 +102,19 @@ def test_the_reward_choice_counts_each_demos_scenes_by_arrangement(tiny_family):
     for b in demos:  # each demo's two scenes, each counted once, as the demo's arrangement or mirrored
         assert sum(int(c) for r in rows if r[1].strip() == b for c in r[3:]) == 2
     apart = [line for line in out.splitlines() if line.startswith("| tiny | bowl / half |")]  # the one pair sharing a receptacle
-    assert len(apart) == 1 and float(apart[0].split("|")[3].split()[0]) >= 0.0
+    assert len(apart) == 1
+    mean, low, high = map(float, apart[0].split("|")[3].replace("[", " ").replace("]", " ").replace(",", " ").split())
+    assert 0.0 <= low <= mean <= high
+
+
+def test_end_states_apart_is_the_last_frames_cosine_distance_over_the_first_performances_course():
+    spec = importlib.util.spec_from_file_location("reward_choice", BENCHMARKS / "reward_choice.py")
+    choice = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(choice)
+    whole = np.array([[2.0, 0.0], [1.0, 1.0], [0.0, 3.0]])  # from (1, 0) to (0, 1): a course of cosine distance 1
+    half = np.array([[1.0, 0.0], [1.0, 1.0]])  # ends at 45 degrees: cosine distance 1 - cos(45) from the whole's end
+    assert choice.end_states_apart(whole, half) == pytest.approx(1 - np.sqrt(0.5))
+    assert choice.end_states_apart(whole, whole) == pytest.approx(0.0)
 
 
 def test_the_reward_choice_holds_the_cup_over_each_receptacle_full_after_a_spill_or_tipped_past_it():
