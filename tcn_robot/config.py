@@ -60,10 +60,6 @@ class AugmentConfig:
     # the chance that an image is mirrored left to right, so that the embedding cannot tell a scene from its mirror
     # image (in the family scene it lost behaviour retrieval: docs/results.md, "The demo decides"); 0 leaves it out
     hflip: float = 0.0
-    # the chance that a random rectangle of an image (2-25% of its area) is blanked out (random erasing, Zhong et al.
-    # 2020), so that no single cue, such as the liquid in the bowl, which a low camera never sees, carries the
-    # embedding alone; 0 leaves it out (an experiment: docs/results.md, "Dead ends")
-    erase: float = 0.0
 
 
 @dataclass
@@ -289,7 +285,7 @@ RANGES = {
               "context": (1, 256), "context_stride": (1, 256)},
     "augment": {"crop_scale": (0.01, 1.0), "crop_ratio": (0.1, 10.0), "brightness": (0.0, 1.0), "contrast": (0.0, 1.0),
                 "saturation": (0.0, 1.0), "hue": (0.0, 0.5), "jitter_prob": (0.0, 1.0), "perspective": (0.0, 1.0),
-                "rotate_deg": (0.0, 180.0), "hflip": (0.0, 1.0), "erase": (0.0, 1.0)},
+                "rotate_deg": (0.0, 180.0), "hflip": (0.0, 1.0)},
     "train": {"steps": COUNT, "lr": (1e-12, 1.0), "weight_decay": (0.0, 10.0), "grad_clip": (1e-6, 1e6), "checkpoint_every": COUNT,
               "warmup_steps": (0, 10**9), "checkpoint_minutes": (0.0, 1e6), "val_every": COUNT, "log_every": COUNT, "seed": SEED, "val_episodes": (0, 10**6)},
     "evaluate": {"agent_view": (0, 63), "cross_demo_view": (0, 63), "max_pairs": (1, 10**6), "probe_steps": (1, 10**6)},

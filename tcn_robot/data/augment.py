@@ -19,8 +19,7 @@ def _augmentations(cfg: AugmentConfig, size: int) -> list[nn.Module]:
         [K.RandomPerspective(cfg.perspective, p=0.5)] if cfg.perspective > 0 else []) + (
         [K.RandomRotation(cfg.rotate_deg, p=0.5)] if cfg.rotate_deg > 0 else [])
     return [K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale), ratio=tuple(cfg.crop_ratio)), *views,
-            K.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, p=cfg.jitter_prob),
-            *([K.RandomErasing(scale=(0.02, 0.25), p=cfg.erase)] if cfg.erase > 0 else [])]
+            K.ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue, p=cfg.jitter_prob)]
 
 
 def build_augment(cfg: AugmentConfig, size: int) -> nn.Module:
