@@ -68,15 +68,16 @@ def end_states_apart(first: np.ndarray, second: np.ndarray) -> float:
     return float(cosine_distances(first[-1:], second[-1:])[0, 0] / cosine_distances(first[:1], first[-1:])[0, 0])
 
 
-def scripted(env: PourEnv, seed: int, behaviour: str) -> tuple[np.ndarray, str]:
+def scripted(env: PourEnv, seed: int, behaviour: str, every_camera: bool = False) -> tuple[np.ndarray, str]:
     """The scripted robot performing ``behaviour`` in the scene of ``seed`` (no misses, little action noise): as
-    ``filmed``."""
+    ``filmed``; with ``every_camera``, the frames of every camera of the rig (V, T + 1, H, W, 3)."""
+    render = (lambda: np.stack(env.render_views())) if every_camera else env.render
     steps = run_demonstrator("robot", env, seed, behaviour=behaviour, miss_prob=0.0, partial_prob=0.0, noise=0.05)
-    frames, info = [env.render()], {}
-    for step in steps:  # the generator resets the env before its first step
-        frames.append(env.render())
+    frames, info = [render()], {}  # run_demonstrator has reset the env
+    for step in steps:
+        frames.append(render())
         info = step.info
-    return np.stack(frames), info.get("behaviour_performed", "none")
+    return np.stack(frames, axis=1 if every_camera else 0), info.get("behaviour_performed", "none")
 
 
 def first_pose(plan: list[np.ndarray], tipped: bool, start: int = 0) -> int:

@@ -52,6 +52,32 @@ def test_alignment_error_by_view_names_the_camera_whose_frames_are_out_of_order(
     assert by_view[0] == by_view[1] < by_view[2] and np.mean(by_view) == pytest.approx(alignment_error(e))
 
 
+def test_alignment_by_phase_splits_the_per_camera_figure_and_counts_frames_matched_across_the_pour():
+    """benchmarks/alignment_phases.py: phases from a hand-built ``liquid_flowing``; in a view whose frames after the
+    pour embed as the frames before it (a camera that cannot see what the pour left), the error sits in the ``after``
+    phase, every ``after`` frame is matched before the pour, and the phases' errors add up to ``view_alignment_errors``."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("alignment_phases", Path(__file__).resolve().parents[1] / "benchmarks/alignment_phases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    flowing = np.zeros(30, bool)
+    flowing[10:15] = True
+    phase = module.pour_phases(flowing)
+    assert phase.tolist() == [0] * 10 + [1] * 5 + [2] * 15 and module.pour_phases(np.zeros(5, bool)) is None
+    seen = np.stack([np.cos(np.linspace(0, np.pi, 30)), np.sin(np.linspace(0, np.pi, 30))], 1)  # an injective path
+    blind = seen.copy()
+    blind[15:] = seen[14 - np.arange(15)]  # after the pour: the frames before it, in reverse (frame 15 looks like 14)
+    e = np.stack([seen, blind])
+    errors, counts = module.phase_alignment(e, phase)
+    frames = counts.sum(2)
+    assert frames.tolist() == [[10, 5, 15], [10, 5, 15]]
+    assert (errors.sum(1) / frames.sum(1)) == pytest.approx(view_alignment_errors(e))
+    assert errors[1, 0] == 0 and errors[1, 1] == 0 and errors[1, 2] > 0  # the blind view's after frames only
+    assert counts[1, 2, 0] == 10 and counts[1, 2, 1] == 5  # matched to frames 14..0: 14..10 pouring, 9..0 before
+
+
 def test_constant_embedding_gives_chance_alignment_error():
     """Every frame ties; argmin picks frame 0: the error is mean_t t / T = (T - 1) / (2T)."""
     t = 40

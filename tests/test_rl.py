@@ -500,3 +500,11 @@ def test_the_reward_of_a_policy_rescores_the_frames_its_reward_saw(made, capsys,
     rows = [line.split("|") for line in lines if line.startswith((f"| {EVAL_SEED} |", f"| {EVAL_SEED + 1} |"))]
     assert len(rows) == 2 and all(r[5].strip() == r[6].strip() for r in rows)
     assert float(rows[0][5].split("/")[0]) == pytest.approx(offline, abs=1e-3)
+    agent = next(line for line in lines if line.startswith("| the run's | the agent's |")).split("|")[3:5]
+    # --every-camera: each camera's frames scored apart; the agent's camera's row is the run without it
+    monkeypatch.setattr(sys, "argv", ["reward_of_policy", "--run", str(made / "rl"), "--episodes", "2", "--every-camera"])
+    module.main()
+    lines = capsys.readouterr().out.splitlines()
+    views = [line.split("|") for line in lines if line.startswith("| the run's | view ")]
+    assert len(views) == len(run.cfg.env.cameras) and any(line.startswith("| the run's | mean of all |") for line in lines)
+    assert views[run.cfg.env.agent_view][3:5] == agent
