@@ -20,6 +20,7 @@ import torch
 
 from tcn_robot.data.episodes import load_demo
 from tcn_robot.encoders import checkpoint_encoder
+from tcn_robot.evaluate.metrics import nearest_indices
 
 PHASES = ("before", "pouring", "after")
 
@@ -39,13 +40,13 @@ def phase_alignment(embeddings: np.ndarray, phase: np.ndarray) -> tuple[np.ndarr
     t_nn of view j: the sums of ``|t - t_nn| / T`` (V, 3) and the counts of (phase of t, phase of t_nn) (V, 3, 3),
     both summed over the other views; ``phase`` (T,) indexes ``PHASES``. The errors' sum over phases, divided by the
     frames' count, is ``evaluate``'s alignment error by camera."""
-    e = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
+    e = np.asarray(embeddings)
     v, t, _ = e.shape
     errors, counts = np.zeros((v, len(PHASES))), np.zeros((v, len(PHASES), len(PHASES)))
     for i in range(v):
         for j in range(v):
             if i != j:
-                nn = torch.cdist(e[i], e[j]).argmin(1).numpy()
+                nn = nearest_indices(e[i], e[j])
                 np.add.at(errors[i], phase, np.abs(np.arange(t) - nn) / t)
                 np.add.at(counts[i], (phase, phase[nn]), 1)
     return errors, counts
